@@ -1,0 +1,600 @@
+//! `Db`: the public handle. Write path (group commit into the WAL, then the memtable), read path
+//! (memtables, then tables newest to oldest), and the background flush thread. Opening and
+//! recovery live in `recovery.rs`, flushing in `flush.rs`, scans in `scan.rs`.
+
+use crate::env::{join, Env, FileLock};
+use crate::error::{Error, Result};
+use crate::key::{Kind, SEQ_MAX};
+use crate::manifest::ManifestWriter;
+use crate::memtable::{Found, Memtable};
+use crate::options::{Background, Options, WriteOptions};
+use crate::scan::Scan;
+use crate::sstable::reader::Probe;
+use crate::stats::{Counters, Stats};
+use crate::sync::{self, Arc, AtomicBool, AtomicU64, Condvar, Mutex, Ordering, RwLock};
+use crate::version::Version;
+use crate::wal::batch::{self, WriteBatch};
+use crate::wal::log::LogWriter;
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::RangeBounds;
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+
+/// Bytes of batches one group commit gathers behind its leader's batch.
+const GROUP_COMMIT_BYTES_MAX: usize = 1 << 20;
+
+/// Name of WAL file `n`.
+pub(crate) fn wal_name(n: u64) -> String {
+    format!("{n:06}.wal")
+}
+
+/// Name of table file `n`.
+pub(crate) fn table_name(n: u64) -> String {
+    format!("{n:06}.sst")
+}
+
+/// What a reader needs, swapped atomically: the active memtable, the immutable ones (newest
+/// first) and the live tables.
+#[derive(Clone)]
+pub(crate) struct SuperVersion {
+    pub mem: Arc<Memtable>,
+    pub imms: Vec<Arc<Memtable>>,
+    pub version: Arc<Version>,
+}
+
+/// The WAL and sequence counter, owned by the current group-commit leader.
+pub(crate) struct WalState {
+    pub writer: LogWriter,
+    pub last_seq: u64,
+}
+
+struct Pending {
+    id: u64,
+    batch: WriteBatch,
+    sync: bool,
+}
+
+#[derive(Default)]
+struct WriteQueue {
+    next_id: u64,
+    queue: VecDeque<Pending>,
+    done: BTreeMap<u64, Result<()>>,
+    leader_active: bool,
+}
+
+#[derive(Default)]
+pub(crate) struct BgState {
+    pub pending: bool,
+    pub shutdown: bool,
+}
+
+pub(crate) struct Inner {
+    pub env: Env,
+    pub dir: PathBuf,
+    pub opts: Options,
+    pub sv: RwLock<Arc<SuperVersion>>,
+    pub wal: Mutex<WalState>,
+    queue: Mutex<WriteQueue>,
+    queue_cv: Condvar,
+    pub flush_mu: Mutex<()>,
+    pub manifest: Mutex<ManifestWriter>,
+    pub bg: Mutex<BgState>,
+    pub bg_cv: Condvar,
+    pub flushed: Condvar,
+    pub next_file: AtomicU64,
+    pub visible_seq: AtomicU64,
+    read_only: Mutex<Option<String>>,
+    pub counters: Counters,
+    closed: AtomicBool,
+    _lock: Box<dyn FileLock>,
+}
+
+/// An open database. `Send + Sync`: share it between threads with an `Arc`; many threads may
+/// read while others write.
+pub struct Db {
+    inner: Arc<Inner>,
+    bg_thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// What recovery hands to `Db::start`.
+pub(crate) struct Recovered {
+    pub env: Env,
+    pub dir: PathBuf,
+    pub opts: Options,
+    pub lock: Box<dyn FileLock>,
+    pub sv: SuperVersion,
+    pub wal: WalState,
+    pub manifest: ManifestWriter,
+    pub next_file: u64,
+    pub torn_bytes: u64,
+}
+
+impl Db {
+    /// Opens (creating if missing, per [`Options::create_if_missing`]) the database in directory
+    /// `path` on the real filesystem and system clock.
+    pub fn open(path: impl AsRef<Path>, opts: Options) -> Result<Db> {
+        Db::open_with(Env::real(), path, opts)
+    }
+
+    /// Opens the database in `path` on any filesystem and clock, such as the simulator's.
+    pub fn open_with(env: Env, path: impl AsRef<Path>, opts: Options) -> Result<Db> {
+        let r = crate::recovery::recover(env, path.as_ref(), opts)?;
+        Db::start(r)
+    }
+
+    fn start(r: Recovered) -> Result<Db> {
+        let last_seq = r.wal.last_seq;
+        let inner = Arc::new(Inner {
+            env: r.env,
+            dir: r.dir,
+            opts: r.opts,
+            sv: RwLock::new(Arc::new(r.sv)),
+            wal: Mutex::new(r.wal),
+            queue: Mutex::new(WriteQueue::default()),
+            queue_cv: Condvar::new(),
+            flush_mu: Mutex::new(()),
+            manifest: Mutex::new(r.manifest),
+            bg: Mutex::new(BgState::default()),
+            bg_cv: Condvar::new(),
+            flushed: Condvar::new(),
+            next_file: AtomicU64::new(r.next_file),
+            visible_seq: AtomicU64::new(last_seq),
+            read_only: Mutex::new(None),
+            counters: Counters::default(),
+            closed: AtomicBool::new(false),
+            _lock: r.lock,
+        });
+        Counters::add(&inner.counters.recovered_torn_bytes, r.torn_bytes);
+        let bg_thread = match inner.opts.background {
+            Background::Threads => {
+                let i = inner.clone();
+                let h = std::thread::Builder::new()
+                    .name("sedimentdb-flush".into())
+                    .spawn(move || i.background_loop())
+                    .map_err(|e| Error::io("spawn flush thread for", &inner.dir, e))?;
+                Some(h)
+            }
+            Background::Inline => None,
+        };
+        Ok(Db {
+            inner,
+            bg_thread: Mutex::new(bg_thread),
+        })
+    }
+
+    /// Sets `key` to `value`. Durable when it returns `Ok` (the WAL is fsynced).
+    pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.put(key, value);
+        self.write(b, &WriteOptions::default())
+    }
+
+    /// Deletes `key` (writes a tombstone carrying the clock's time). Durable when it returns `Ok`.
+    pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.delete(key);
+        self.write(b, &WriteOptions::default())
+    }
+
+    /// Applies a batch atomically: after any crash either all of it or none of it is visible.
+    /// With `opts.sync` (the default) it is durable when this returns `Ok`. Concurrent writers
+    /// share one WAL append and one fsync (group commit).
+    pub fn write(&self, batch: WriteBatch, opts: &WriteOptions) -> Result<()> {
+        self.inner.check_writable()?;
+        self.inner.validate(&batch)?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.inner.write(batch, opts.sync)
+    }
+
+    /// The value of `key`, or `None` if it is absent or deleted.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
+        self.inner.check_open()?;
+        self.inner.get(key.as_ref())
+    }
+
+    /// The live entries whose keys fall in `range`, ascending, as of the moment of the call (a
+    /// consistent snapshot). Tables stay readable for as long as the iterator lives.
+    pub fn scan<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Scan {
+        Scan::new(&self.inner, range)
+    }
+
+    /// Every live entry, ascending: `scan(..)` without naming a key type.
+    pub fn iter(&self) -> Scan {
+        Scan::new::<&[u8], _>(&self.inner, ..)
+    }
+
+    /// Makes every acknowledged write durable (fsyncs the WAL).
+    pub fn sync(&self) -> Result<()> {
+        self.inner.check_writable()?;
+        let mut wal = sync::lock(&self.inner.wal);
+        let r = wal.writer.sync();
+        if r.is_ok() {
+            Counters::add(&self.inner.counters.wal_syncs, 1);
+        }
+        self.inner.fail_on_err(r)
+    }
+
+    /// Writes the memtable (and any waiting immutable ones) to tables and returns once they are
+    /// durable and named by the manifest.
+    pub fn flush(&self) -> Result<()> {
+        self.inner.check_writable()?;
+        {
+            let mut wal = sync::lock(&self.inner.wal);
+            if !self.inner.super_version().mem.is_empty() {
+                let r = self.inner.rotate(&mut wal, false);
+                self.inner.fail_on_err(r)?;
+            }
+        }
+        let r = self.inner.flush_all();
+        self.inner.fail_on_err(r)
+    }
+
+    /// A snapshot of the engine's counters and shape.
+    pub fn stats(&self) -> Stats {
+        self.inner.stats()
+    }
+
+    /// Stops background work, syncs the WAL and releases the directory lock. Unsynced writes
+    /// become durable here. Dropping a `Db` does the same, ignoring errors.
+    pub fn close(self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&self) -> Result<()> {
+        if self.inner.closed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        {
+            let mut bg = sync::lock(&self.inner.bg);
+            bg.shutdown = true;
+            self.inner.bg_cv.notify_all();
+            self.inner.flushed.notify_all();
+        }
+        if let Some(h) = sync::lock(&self.bg_thread).take() {
+            let _ = h.join();
+        }
+        if sync::lock(&self.inner.read_only).is_some() {
+            return Ok(());
+        }
+        let mut wal = sync::lock(&self.inner.wal);
+        wal.writer.sync()
+    }
+
+    /// The directory this database lives in.
+    pub fn path(&self) -> &Path {
+        &self.inner.dir
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+impl Inner {
+    pub(crate) fn super_version(&self) -> Arc<SuperVersion> {
+        sync::read(&self.sv).clone()
+    }
+
+    pub(crate) fn closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed() {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        self.check_open()?;
+        match &*sync::lock(&self.read_only) {
+            Some(cause) => Err(Error::ReadOnly {
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Enters the read-only state if `r` failed: after a failed WAL append or fsync, or a failed
+    /// flush, nothing the engine holds in memory can be trusted to match the disk.
+    pub(crate) fn fail_on_err<T>(&self, r: Result<T>) -> Result<T> {
+        if let Err(e) = &r {
+            let mut ro = sync::lock(&self.read_only);
+            if ro.is_none() {
+                *ro = Some(e.to_string());
+            }
+            drop(ro);
+            let _g = sync::lock(&self.bg);
+            self.flushed.notify_all();
+        }
+        r
+    }
+
+    pub(crate) fn read_only_cause(&self) -> Option<String> {
+        sync::lock(&self.read_only).clone()
+    }
+
+    fn validate(&self, b: &WriteBatch) -> Result<()> {
+        if b.has_empty_key {
+            return Err(Error::InvalidArgument("empty key".into()));
+        }
+        if b.max_key_len > self.opts.max_key_size_bytes {
+            return Err(Error::InvalidArgument(format!(
+                "key of {} bytes exceeds max_key_size_bytes = {}",
+                b.max_key_len, self.opts.max_key_size_bytes
+            )));
+        }
+        if b.max_value_len > self.opts.max_value_size_bytes {
+            return Err(Error::InvalidArgument(format!(
+                "value of {} bytes exceeds max_value_size_bytes = {}",
+                b.max_value_len, self.opts.max_value_size_bytes
+            )));
+        }
+        let limit = crate::options::limits::RECORD_SIZE_BYTES_MAX - batch::PAYLOAD_HEADER_LEN;
+        if b.size_bytes() > limit {
+            return Err(Error::InvalidArgument(format!(
+                "batch of {} bytes exceeds the limit of {limit} bytes",
+                b.size_bytes()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Group commit: queue the batch; the writer at the head of the queue leads, writing every
+    /// queued batch as one WAL record with one fsync, while the others wait for its outcome.
+    fn write(&self, batch: WriteBatch, sync_wanted: bool) -> Result<()> {
+        let mut q = sync::lock(&self.queue);
+        let id = q.next_id;
+        q.next_id += 1;
+        q.queue.push_back(Pending {
+            id,
+            batch,
+            sync: sync_wanted,
+        });
+        loop {
+            if let Some(r) = q.done.remove(&id) {
+                return r;
+            }
+            if !q.leader_active && q.queue.front().is_some_and(|p| p.id == id) {
+                break;
+            }
+            q = sync::wait(&self.queue_cv, q);
+        }
+        q.leader_active = true;
+        let mut group = Vec::new();
+        let mut bytes = 0usize;
+        while let Some(p) = q.queue.front() {
+            if !group.is_empty() && bytes + p.batch.size_bytes() > GROUP_COMMIT_BYTES_MAX {
+                break;
+            }
+            bytes += p.batch.size_bytes();
+            group.extend(q.queue.pop_front());
+        }
+        drop(q);
+        let result = self.commit_group(&group);
+        let mut q = sync::lock(&self.queue);
+        q.leader_active = false;
+        let mut mine = Ok(());
+        for p in &group {
+            let r = match &result {
+                Ok(()) => Ok(()),
+                Err(e) => Err(e.shared()),
+            };
+            if p.id == id {
+                mine = r;
+            } else {
+                q.done.insert(p.id, r);
+            }
+        }
+        self.queue_cv.notify_all();
+        mine
+    }
+
+    fn commit_group(&self, group: &[Pending]) -> Result<()> {
+        let mut wal = sync::lock(&self.wal);
+        // A write that queued before the database went read-only must not be applied.
+        self.check_writable()?;
+        let need_room = self.super_version().mem.size_bytes() >= self.opts.memtable_size_bytes;
+        if need_room {
+            let r = self.rotate(&mut wal, true);
+            self.fail_on_err(r)?;
+        }
+        let count: u64 = group.iter().map(|p| u64::from(p.batch.count)).sum();
+        let seq = wal.last_seq + 1;
+        if seq + count > SEQ_MAX {
+            return Err(Error::InvalidArgument(
+                "sequence numbers exhausted".to_string(),
+            ));
+        }
+        let time_ms = self.env.clock.now_ms();
+        let header = batch::payload_header(seq, time_ms, count as u32);
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(group.len() + 1);
+        parts.push(&header);
+        parts.extend(group.iter().map(|p| &p.batch.rep[..]));
+        let r = wal.writer.add_record(&parts);
+        self.fail_on_err(r)?;
+        Counters::add(&self.counters.wal_records, 1);
+        if group.iter().any(|p| p.sync) {
+            // Durability point: without this fsync, an acknowledged write could be lost at a
+            // power loss.
+            let r = wal.writer.sync();
+            self.fail_on_err(r)?;
+            Counters::add(&self.counters.wal_syncs, 1);
+        }
+        let mem = self.super_version().mem.clone();
+        let time = time_ms.to_le_bytes();
+        let mut s = seq;
+        for p in group {
+            let r = batch::decode_entries(&p.batch.rep, p.batch.count, s, |seq, e| {
+                let value = if e.kind == Kind::Delete {
+                    &time[..]
+                } else {
+                    e.value
+                };
+                mem.insert(e.key, seq, e.kind, value);
+            });
+            debug_assert!(r.is_ok(), "a batch we encoded must decode");
+            s += u64::from(p.batch.count);
+        }
+        wal.last_seq = s - 1;
+        self.visible_seq.store(wal.last_seq, Ordering::Release);
+        Counters::add(&self.counters.writes, group.len() as u64);
+        Ok(())
+    }
+
+    /// Makes the active memtable immutable and starts a new one with a new WAL. With
+    /// `backpressure`, first waits while too many immutable memtables await flushing.
+    pub(crate) fn rotate(&self, wal: &mut WalState, backpressure: bool) -> Result<()> {
+        if backpressure && self.opts.background == Background::Threads {
+            let mut bg = sync::lock(&self.bg);
+            while self.super_version().imms.len() >= self.opts.max_immutable_memtables
+                && !bg.shutdown
+            {
+                if let Some(cause) = self.read_only_cause() {
+                    return Err(Error::ReadOnly { cause });
+                }
+                bg.pending = true;
+                self.bg_cv.notify_all();
+                bg = sync::wait(&self.flushed, bg);
+            }
+        }
+        // Durability point: the old WAL must be complete on disk before records in the new one
+        // can be synced, or a power loss could keep later writes and lose earlier ones.
+        wal.writer.sync()?;
+        let number = self.next_file.fetch_add(1, Ordering::SeqCst);
+        let path = join(&self.dir, &wal_name(number));
+        let file = self
+            .env
+            .fs
+            .create(&path)
+            .map_err(|e| Error::io("create", &path, e))?;
+        let writer = LogWriter::new(file, path, crate::wal::log::WAL_MAGIC, number)?;
+        // Durability point: without this directory fsync, the new WAL (and every synced write in
+        // it) could vanish at a power loss.
+        self.env
+            .fs
+            .sync_dir(&self.dir)
+            .map_err(|e| Error::io("sync_dir", &self.dir, e))?;
+        wal.writer = writer;
+        {
+            let mut cur = sync::write(&self.sv);
+            let mut next = (**cur).clone();
+            let old = std::mem::replace(&mut next.mem, Arc::new(Memtable::new(number)));
+            next.imms.insert(0, old);
+            *cur = Arc::new(next);
+        }
+        match self.opts.background {
+            Background::Inline => self.flush_all(),
+            Background::Threads => {
+                let mut bg = sync::lock(&self.bg);
+                bg.pending = true;
+                self.bg_cv.notify_all();
+                Ok(())
+            }
+        }
+    }
+
+    fn background_loop(&self) {
+        loop {
+            {
+                let mut bg = sync::lock(&self.bg);
+                while !bg.pending && !bg.shutdown {
+                    bg = sync::wait(&self.bg_cv, bg);
+                }
+                if bg.shutdown {
+                    return;
+                }
+                bg.pending = false;
+            }
+            if self.read_only_cause().is_some() {
+                continue;
+            }
+            let r = self.flush_all();
+            let _ = self.fail_on_err(r);
+        }
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Counters::add(&self.counters.gets, 1);
+        if key.is_empty() {
+            return Ok(None);
+        }
+        // Read the sequence first: the super version taken after it holds every write up to it.
+        let seq = self.visible_seq.load(Ordering::Acquire);
+        let sv = self.super_version();
+        let found = sv
+            .mem
+            .get(key, seq)
+            .or_else(|| sv.imms.iter().find_map(|m| m.get(key, seq)));
+        if let Some(f) = found {
+            return Ok(into_value(f));
+        }
+        for level in &sv.version.levels {
+            for t in level {
+                if level_skips(t, key) {
+                    continue;
+                }
+                let (f, probe) = t.get(key, seq)?;
+                match probe {
+                    Probe::FilterSkipped => Counters::add(&self.counters.filter_skips, 1),
+                    Probe::Read if f.is_none() => {
+                        Counters::add(&self.counters.filter_false_positives, 1)
+                    }
+                    Probe::Read => {}
+                }
+                if let Some(f) = f {
+                    return Ok(into_value(f));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn stats(&self) -> Stats {
+        let sv = self.super_version();
+        let c = &self.counters;
+        let mut s = Stats {
+            tables_per_level: sv.version.levels.iter().map(|l| l.len()).collect(),
+            memtable_bytes: sv.mem.size_bytes(),
+            immutable_memtables: sv.imms.len(),
+            last_sequence: self.visible_seq.load(Ordering::Acquire),
+            writes: Counters::get(&c.writes),
+            wal_records: Counters::get(&c.wal_records),
+            wal_syncs: Counters::get(&c.wal_syncs),
+            flushes: Counters::get(&c.flushes),
+            gets: Counters::get(&c.gets),
+            filter_skips: Counters::get(&c.filter_skips),
+            filter_false_positives: Counters::get(&c.filter_false_positives),
+            recovered_torn_bytes: Counters::get(&c.recovered_torn_bytes),
+            read_only_cause: self.read_only_cause(),
+            obsolete_file_errors: Counters::get(&c.obsolete_file_errors),
+            ..Stats::default()
+        };
+        for t in sv.version.tables() {
+            let m = t.meta();
+            s.tables += 1;
+            s.table_bytes += m.size_bytes;
+            s.table_entries += m.entries;
+            s.table_tombstones += m.tombstones;
+        }
+        s
+    }
+}
+
+/// True if `key` lies outside the table's key range (no read, no filter probe needed).
+fn level_skips(t: &crate::sstable::Table, key: &[u8]) -> bool {
+    let m = t.meta();
+    key < crate::key::user_key(&m.smallest) || key > crate::key::user_key(&m.largest)
+}
+
+fn into_value(f: Found<Vec<u8>>) -> Option<Vec<u8>> {
+    match f {
+        Found::Value(v) => Some(v),
+        Found::Deleted => None,
+    }
+}

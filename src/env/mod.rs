@@ -1,0 +1,93 @@
+//! The world the engine sees: a filesystem ([`Fs`], [`File`]) and a wall clock ([`Clock`]).
+//!
+//! Every byte of I/O and every reading of time in the engine goes through these traits. The real
+//! backend ([`StdFs`], [`SystemClock`]) lives in `std_fs.rs`, the only module allowed to touch
+//! `std::fs` and `SystemTime`. The simulator crate implements the same traits in memory and
+//! injects faults.
+//!
+//! The guarantees the engine relies on are exactly those of `FAULTS.md`: data written to a file
+//! survives a power loss only after a successful [`File::sync`]; a created, renamed or removed
+//! directory entry survives only after a successful [`Fs::sync_dir`] of its directory; a rename
+//! is atomic.
+
+mod std_fs;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use std_fs::{StdFs, SystemClock};
+
+/// A file opened for reading and/or appending.
+///
+/// Reads are positional and take `&self`, so many threads read one file at once without a lock.
+pub trait File: Send + Sync {
+    /// Reads exactly `buf.len()` bytes at `offset`. Fails with `UnexpectedEof` if the file is
+    /// shorter.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    /// Appends all of `data` at the end of the file. On error a prefix may have been written.
+    fn append(&self, data: &[u8]) -> io::Result<()>;
+    /// Makes everything written so far durable.
+    fn sync(&self) -> io::Result<()>;
+    /// The current length in bytes.
+    fn len(&self) -> io::Result<u64>;
+}
+
+/// A held lock; dropping it releases the lock.
+pub trait FileLock: Send + Sync {}
+
+/// A filesystem.
+pub trait Fs: Send + Sync {
+    /// Creates a directory and its parents if missing.
+    fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// Creates a new, empty file for appending; fails if it exists.
+    fn create(&self, path: &Path) -> io::Result<Arc<dyn File>>;
+    /// Opens an existing file for reading (and appending).
+    fn open(&self, path: &Path) -> io::Result<Arc<dyn File>>;
+    /// Atomically replaces `to` with `from`.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes a file.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Names (not paths) of the entries of a directory, sorted.
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>>;
+    /// Makes the directory's entries (creates, renames, removes) durable.
+    fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    /// What is at `path`: `None` if nothing, `Some(true)` for a directory, `Some(false)` for a file.
+    fn kind(&self, path: &Path) -> io::Result<Option<bool>>;
+    /// Takes an exclusive lock on `path` (creating the file if needed). Fails with
+    /// `WouldBlock` if another holder, in this process or another, has it.
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>>;
+}
+
+/// A wall clock. Used for tombstone deletion times; may jump.
+pub trait Clock: Send + Sync {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
+}
+
+/// The filesystem and clock a [`crate::Db`] runs on.
+#[derive(Clone)]
+pub struct Env {
+    pub fs: Arc<dyn Fs>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Env {
+    /// The real world: `std::fs` and the system clock.
+    pub fn real() -> Env {
+        Env {
+            fs: Arc::new(StdFs),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Any filesystem and clock.
+    pub fn new(fs: Arc<dyn Fs>, clock: Arc<dyn Clock>) -> Env {
+        Env { fs, clock }
+    }
+}
+
+/// `dir/name` as a path.
+pub(crate) fn join(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}

@@ -1,0 +1,167 @@
+//! The one error type of the engine.
+//!
+//! Every message says what happened and where: the file, the offset, the length or the limit
+//! involved. Corruption is its own variant and is never papered over; I/O errors keep their
+//! `std::io::Error` as the source.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// The result type of every fallible engine call.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in sedimentdb.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system call failed. `op` names the call (`"open"`, `"sync"`, ...).
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    /// Stored data failed a check: a checksum, a length bound, a magic number, an ordering.
+    Corruption {
+        file: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+    /// The caller passed something the engine refuses (an empty key, a value over the limit, a
+    /// bad option). Nothing was written.
+    InvalidArgument(String),
+    /// Another `Db` (in this process or another one) holds the directory's lock.
+    Locked { path: PathBuf },
+    /// The path exists but does not hold a sedimentdb database; nothing was changed.
+    NotADatabase { path: PathBuf, reason: String },
+    /// The database was written by a format version this build cannot read; nothing was changed.
+    UnsupportedVersion {
+        file: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    /// An earlier write or background step failed in a way that makes further writes unsafe (a
+    /// failed fsync, a failed WAL append, a failed flush). Reads still work; reopen the database
+    /// to recover from what is really on disk. `cause` is the original failure.
+    ReadOnly { cause: String },
+    /// The database was closed.
+    Closed,
+}
+
+impl Error {
+    /// Builds an [`Error::Io`].
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Builds an [`Error::Corruption`].
+    pub fn corruption(file: impl Into<PathBuf>, offset: u64, reason: impl Into<String>) -> Error {
+        Error::Corruption {
+            file: file.into(),
+            offset,
+            reason: reason.into(),
+        }
+    }
+
+    /// A copy of this error for another caller that shares its outcome (group commit waiters).
+    /// I/O errors keep their kind and message.
+    pub fn shared(&self) -> Error {
+        match self {
+            Error::Io { op, path, source } => Error::Io {
+                op,
+                path: path.clone(),
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::Corruption {
+                file,
+                offset,
+                reason,
+            } => Error::Corruption {
+                file: file.clone(),
+                offset: *offset,
+                reason: reason.clone(),
+            },
+            Error::InvalidArgument(m) => Error::InvalidArgument(m.clone()),
+            Error::Locked { path } => Error::Locked { path: path.clone() },
+            Error::NotADatabase { path, reason } => Error::NotADatabase {
+                path: path.clone(),
+                reason: reason.clone(),
+            },
+            Error::UnsupportedVersion {
+                file,
+                found,
+                supported,
+            } => Error::UnsupportedVersion {
+                file: file.clone(),
+                found: *found,
+                supported: *supported,
+            },
+            Error::ReadOnly { cause } => Error::ReadOnly {
+                cause: cause.clone(),
+            },
+            Error::Closed => Error::Closed,
+        }
+    }
+
+    /// True for [`Error::Corruption`].
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, Error::Corruption { .. })
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { op, path, source } => {
+                write!(f, "I/O error during {op} on {}: {source}", path.display())
+            }
+            Error::Corruption {
+                file,
+                offset,
+                reason,
+            } => write!(
+                f,
+                "corruption in {} at offset {offset}: {reason}",
+                file.display()
+            ),
+            Error::InvalidArgument(msg) => write!(f, "invalid argument: {msg}"),
+            Error::Locked { path } => write!(
+                f,
+                "database at {} is locked by another open Db (this or another process)",
+                path.display()
+            ),
+            Error::NotADatabase { path, reason } => write!(
+                f,
+                "{} is not a sedimentdb database: {reason}",
+                path.display()
+            ),
+            Error::UnsupportedVersion {
+                file,
+                found,
+                supported,
+            } => write!(
+                f,
+                "{} has format version {found}, this build reads only version {supported}",
+                file.display()
+            ),
+            Error::ReadOnly { cause } => write!(
+                f,
+                "database is read-only after an earlier failure; reopen it to recover: {cause}"
+            ),
+            Error::Closed => write!(f, "database is closed"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

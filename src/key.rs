@@ -1,0 +1,222 @@
+//! Internal keys: a user key, a sequence number and a kind, and their ordering.
+//!
+//! Encoded as `user_key ++ trailer`, where `trailer = (seq << 8) | kind` as 8 bytes little-endian.
+//! Ordering: user key ascending (bytewise), then trailer descending, so the newest version of a
+//! key comes first and a lookup for `(key, seq)` lands on the newest version at or below `seq`.
+
+use std::cmp::Ordering;
+
+/// The kind of an entry. On-disk values: DO NOT CHANGE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Kind {
+    /// A tombstone; its value is the deletion time (8 bytes, little-endian milliseconds).
+    Delete = 0,
+    /// A value.
+    Put = 1,
+}
+
+impl Kind {
+    /// Decodes a stored kind byte.
+    pub fn from_u8(b: u8) -> Option<Kind> {
+        match b {
+            0 => Some(Kind::Delete),
+            1 => Some(Kind::Put),
+            _ => None,
+        }
+    }
+}
+
+/// Largest sequence number: 56 bits.
+pub const SEQ_MAX: u64 = (1 << 56) - 1;
+/// Bytes of the trailer.
+pub const TRAILER_LEN: usize = 8;
+
+/// Packs a sequence number and kind into a trailer.
+pub fn trailer(seq: u64, kind: Kind) -> u64 {
+    debug_assert!(seq <= SEQ_MAX);
+    (seq << 8) | kind as u64
+}
+
+/// Appends the encoded internal key to `out`.
+pub fn encode_into(out: &mut Vec<u8>, user_key: &[u8], seq: u64, kind: Kind) {
+    out.extend_from_slice(user_key);
+    out.extend_from_slice(&trailer(seq, kind).to_le_bytes());
+}
+
+/// Encodes an internal key.
+pub fn encode(user_key: &[u8], seq: u64, kind: Kind) -> Vec<u8> {
+    let mut v = Vec::with_capacity(user_key.len() + TRAILER_LEN);
+    encode_into(&mut v, user_key, seq, kind);
+    v
+}
+
+/// A decoded view of an encoded internal key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parsed<'a> {
+    pub user_key: &'a [u8],
+    pub seq: u64,
+    pub kind: Kind,
+}
+
+/// Splits an encoded internal key; `None` if it is too short or its kind is unknown.
+pub fn parse(ikey: &[u8]) -> Option<Parsed<'_>> {
+    if ikey.len() < TRAILER_LEN {
+        return None;
+    }
+    let (user_key, t) = ikey.split_at(ikey.len() - TRAILER_LEN);
+    let t = u64::from_le_bytes(t.try_into().ok()?);
+    Some(Parsed {
+        user_key,
+        seq: t >> 8,
+        kind: Kind::from_u8((t & 0xff) as u8)?,
+    })
+}
+
+/// The user key of an encoded internal key (all of it if too short to carry a trailer).
+pub fn user_key(ikey: &[u8]) -> &[u8] {
+    &ikey[..ikey.len().saturating_sub(TRAILER_LEN)]
+}
+
+fn trailer_of(ikey: &[u8]) -> u64 {
+    let n = ikey.len();
+    if n < TRAILER_LEN {
+        return 0;
+    }
+    let mut t = [0u8; 8];
+    t.copy_from_slice(&ikey[n - TRAILER_LEN..]);
+    u64::from_le_bytes(t)
+}
+
+/// Orders encoded internal keys: user key ascending, then trailer descending.
+pub fn compare(a: &[u8], b: &[u8]) -> Ordering {
+    match user_key(a).cmp(user_key(b)) {
+        Ordering::Equal => trailer_of(b).cmp(&trailer_of(a)),
+        o => o,
+    }
+}
+
+/// An owned encoded internal key with the internal ordering (the memtable's key type).
+#[derive(Clone, PartialEq, Eq)]
+pub struct InternalKey(pub Box<[u8]>);
+
+/// A borrowed encoded internal key with the internal ordering.
+#[derive(PartialEq, Eq)]
+#[repr(transparent)]
+pub struct InternalKeyRef(pub [u8]);
+
+impl InternalKeyRef {
+    /// Views bytes as an internal key.
+    pub fn new(bytes: &[u8]) -> &InternalKeyRef {
+        // SAFETY: InternalKeyRef is repr(transparent) over [u8], so the layouts are identical.
+        unsafe { &*(bytes as *const [u8] as *const InternalKeyRef) }
+    }
+}
+
+impl Ord for InternalKeyRef {
+    fn cmp(&self, other: &Self) -> Ordering {
+        compare(&self.0, &other.0)
+    }
+}
+
+impl PartialOrd for InternalKeyRef {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for InternalKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        compare(&self.0, &other.0)
+    }
+}
+
+impl PartialOrd for InternalKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl std::borrow::Borrow<InternalKeyRef> for InternalKey {
+    fn borrow(&self) -> &InternalKeyRef {
+        InternalKeyRef::new(&self.0)
+    }
+}
+
+impl std::fmt::Debug for InternalKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match parse(&self.0) {
+            Some(p) => write!(f, "{:?}#{},{:?}", p.user_key, p.seq, p.kind),
+            None => write!(f, "invalid{:?}", &self.0),
+        }
+    }
+}
+
+/// LEB128 varint helpers for the on-disk formats.
+pub mod varint {
+    /// Appends `v` as a varint.
+    pub fn put(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    /// Decodes a varint at `*pos`, advancing it; `None` if truncated or longer than 10 bytes.
+    pub fn get(buf: &[u8], pos: &mut usize) -> Option<u64> {
+        let mut v: u64 = 0;
+        for i in 0..10 {
+            let b = *buf.get(*pos)?;
+            *pos += 1;
+            v |= u64::from(b & 0x7f).checked_shl(7 * i)?;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn newest_version_sorts_first() {
+        let a = encode(b"k", 5, Kind::Put);
+        let b = encode(b"k", 9, Kind::Delete);
+        assert_eq!(compare(&b, &a), Ordering::Less);
+        // A key that is a prefix of another sorts first whatever the trailers are.
+        let c = encode(b"k\x00", 1, Kind::Put);
+        assert_eq!(compare(&a, &c), Ordering::Less);
+    }
+
+    proptest! {
+        #[test]
+        fn ordering_matches_tuple_ordering(
+            ka in proptest::collection::vec(any::<u8>(), 0..6),
+            kb in proptest::collection::vec(any::<u8>(), 0..6),
+            sa in 0..SEQ_MAX, sb in 0..SEQ_MAX, da: bool, db: bool,
+        ) {
+            let kind = |d: bool| if d { Kind::Delete } else { Kind::Put };
+            let a = encode(&ka, sa, kind(da));
+            let b = encode(&kb, sb, kind(db));
+            let want = ka.cmp(&kb).then((sb, kind(db) as u8).cmp(&(sa, kind(da) as u8)));
+            prop_assert_eq!(compare(&a, &b), want);
+            let p = parse(&a).unwrap();
+            prop_assert_eq!((p.user_key, p.seq, p.kind), (&ka[..], sa, kind(da)));
+        }
+
+        #[test]
+        fn varint_round_trips(v: u64) {
+            let mut out = Vec::new();
+            varint::put(&mut out, v);
+            let mut pos = 0;
+            prop_assert_eq!(varint::get(&out, &mut pos), Some(v));
+            prop_assert_eq!(pos, out.len());
+            prop_assert_eq!(varint::get(&out[..out.len() - 1], &mut 0), None);
+        }
+    }
+}

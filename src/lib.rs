@@ -1,0 +1,64 @@
+//! # sedimentdb
+//!
+//! An embeddable LSM-tree key-value storage engine whose correctness is checked by a seeded,
+//! deterministic simulator that injects faults.
+//!
+//! ## Guarantees
+//! - **Durability.** A write acknowledged with `WriteOptions { sync: true }` (the default)
+//!   survives power loss: its WAL record was fsynced before the call returned. An unsynced write
+//!   survives a process crash and becomes durable at the next synced write, `sync`, `flush` or
+//!   `close`.
+//! - **Atomicity.** A [`WriteBatch`] is one WAL record: after any crash all of it or none of it
+//!   is visible, and readers never see part of it.
+//! - **Prefix consistency.** After a crash the database holds a prefix of the acknowledged
+//!   writes that includes every durable one.
+//! - **No silent corruption.** Every stored byte is covered by a checksum bound to its file and
+//!   position. Reads return the right data or [`Error::Corruption`] naming the file and offset;
+//!   only a torn, unsynced WAL tail is cut at recovery.
+//! - **Fail-stop writes.** After a failed WAL append or fsync, or a failed flush, the database
+//!   refuses writes with [`Error::ReadOnly`] naming the original failure; reads keep working.
+//!   Reopening recovers from what is really on disk.
+//! - **Determinism.** The engine sees the world only through [`Fs`] and [`Clock`]; the
+//!   simulator crate runs it on an in-memory, fault-injecting filesystem.
+//!
+//! ## Example
+//! ```
+//! use sedimentdb::{Db, Options, WriteBatch, WriteOptions};
+//! # let dir = tempfile::tempdir().unwrap();
+//! let db = Db::open(dir.path().join("db"), Options::default())?;
+//! db.put(b"apple", b"red")?;
+//! let mut batch = WriteBatch::new();
+//! batch.put(b"banana", b"yellow").delete(b"apple");
+//! db.write(batch, &WriteOptions::default())?;
+//! assert_eq!(db.get(b"apple")?, None);
+//! let all: Vec<_> = db.iter().collect::<Result<_, _>>()?;
+//! assert_eq!(all, vec![(b"banana".to_vec(), b"yellow".to_vec())]);
+//! db.close()?;
+//! # Ok::<(), sedimentdb::Error>(())
+//! ```
+
+pub mod env;
+pub mod error;
+pub mod key;
+pub mod manifest;
+pub mod memtable;
+pub mod options;
+pub mod sstable;
+pub mod wal;
+
+mod db;
+mod flush;
+mod iter;
+mod recovery;
+mod scan;
+mod stats;
+mod sync;
+mod version;
+
+pub use db::Db;
+pub use env::{Clock, Env, File, FileLock, Fs, StdFs, SystemClock};
+pub use error::{Error, Result};
+pub use options::{Background, Options, WriteOptions};
+pub use scan::Scan;
+pub use stats::Stats;
+pub use wal::batch::WriteBatch;

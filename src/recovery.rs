@@ -1,0 +1,299 @@
+//! Opening a database: validate the directory, take the lock, load the manifest, open the
+//! tables, replay the WALs, write the replayed data as a table, start a fresh manifest and WAL,
+//! and remove obsolete files.
+//!
+//! A failed open changes nothing on disk until the lock is held and the existing state has been
+//! read and checked, so opening a foreign directory or a newer format version is harmless.
+
+use crate::db::{table_name, wal_name, Recovered, SuperVersion, WalState};
+use crate::env::{join, Env, Fs};
+use crate::error::{Error, Result};
+use crate::flush::write_table;
+use crate::key::Kind;
+use crate::manifest::{self, ManifestState, ManifestWriter, CURRENT};
+use crate::memtable::Memtable;
+use crate::options::Options;
+use crate::sstable::Table;
+use crate::sync::Arc;
+use crate::version::Version;
+use crate::wal::batch;
+use crate::wal::log::{self, LogEnd, LogWriter, WAL_MAGIC};
+use std::path::Path;
+
+const LOCK: &str = "LOCK";
+
+/// What a file name in the database directory is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileKind {
+    Wal(u64),
+    Table(u64),
+    Manifest(u64),
+    Current,
+    CurrentTmp,
+    Lock,
+}
+
+fn classify(name: &str) -> Option<FileKind> {
+    let num = |s: &str| {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    if let Some(n) = name.strip_suffix(".wal").and_then(num) {
+        return Some(FileKind::Wal(n));
+    }
+    if let Some(n) = name.strip_suffix(".sst").and_then(num) {
+        return Some(FileKind::Table(n));
+    }
+    if let Some(n) = name.strip_prefix("MANIFEST-").and_then(num) {
+        return Some(FileKind::Manifest(n));
+    }
+    match name {
+        CURRENT => Some(FileKind::Current),
+        "CURRENT.tmp" => Some(FileKind::CurrentTmp),
+        LOCK => Some(FileKind::Lock),
+        _ => None,
+    }
+}
+
+fn list(fs: &dyn Fs, dir: &Path) -> Result<Vec<(String, Option<FileKind>)>> {
+    let names = fs.list_dir(dir).map_err(|e| Error::io("list", dir, e))?;
+    Ok(names
+        .into_iter()
+        .map(|n| {
+            let k = classify(&n);
+            (n, k)
+        })
+        .collect())
+}
+
+/// Checks what is at `dir` without writing anything. Returns whether a database exists.
+fn inspect(fs: &dyn Fs, dir: &Path, opts: &Options) -> Result<bool> {
+    match fs.kind(dir).map_err(|e| Error::io("stat", dir, e))? {
+        Some(false) => {
+            return Err(Error::NotADatabase {
+                path: dir.to_path_buf(),
+                reason: "it is a file, not a directory".into(),
+            })
+        }
+        None => {
+            if !opts.create_if_missing {
+                return Err(Error::InvalidArgument(format!(
+                    "{} does not exist and create_if_missing is false",
+                    dir.display()
+                )));
+            }
+            return Ok(false);
+        }
+        Some(true) => {}
+    }
+    let entries = list(fs, dir)?;
+    if entries.iter().any(|(_, k)| *k == Some(FileKind::Current)) {
+        manifest::read_current(fs, dir)?;
+        if opts.error_if_exists {
+            return Err(Error::InvalidArgument(format!(
+                "a database exists at {} and error_if_exists is set",
+                dir.display()
+            )));
+        }
+        return Ok(true);
+    }
+    if let Some((name, _)) = entries.iter().find(|(_, k)| k.is_none()) {
+        return Err(Error::NotADatabase {
+            path: dir.to_path_buf(),
+            reason: format!("it has no CURRENT file and holds {name:?}, which is not ours"),
+        });
+    }
+    if !opts.create_if_missing {
+        return Err(Error::InvalidArgument(format!(
+            "{} holds no database and create_if_missing is false",
+            dir.display()
+        )));
+    }
+    Ok(false)
+}
+
+fn remove(fs: &dyn Fs, dir: &Path, name: &str) -> Result<()> {
+    let p = join(dir, name);
+    match fs.remove_file(&p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("remove", &p, e)),
+    }
+}
+
+pub(crate) fn recover(env: Env, dir: &Path, opts: Options) -> Result<Recovered> {
+    opts.validate()?;
+    let fs: &dyn Fs = &*env.fs;
+    let exists = inspect(fs, dir, &opts)?;
+    if !exists {
+        fs.create_dir_all(dir)
+            .map_err(|e| Error::io("create_dir", dir, e))?;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            // Durability point: without this, a new database directory could vanish.
+            fs.sync_dir(parent)
+                .map_err(|e| Error::io("sync_dir", parent, e))?;
+        }
+    }
+    let lock = fs.lock(&join(dir, LOCK)).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::WouldBlock {
+            Error::Locked {
+                path: dir.to_path_buf(),
+            }
+        } else {
+            Error::io("lock", join(dir, LOCK), e)
+        }
+    })?;
+    // Under the lock, read again: another process may have changed things meanwhile.
+    let entries = list(fs, dir)?;
+    let mut state = if entries.iter().any(|(_, k)| *k == Some(FileKind::Current)) {
+        let n = manifest::read_current(fs, dir)?;
+        manifest::load(fs, dir, n)?
+    } else {
+        ManifestState {
+            next_file: 1,
+            ..ManifestState::default()
+        }
+    };
+    let max_seen = entries
+        .iter()
+        .filter_map(|(_, k)| match k {
+            Some(FileKind::Wal(n) | FileKind::Table(n) | FileKind::Manifest(n)) => Some(*n),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    let mut next_file = state.next_file.max(max_seen + 1).max(1);
+
+    // Open every live table and check it against the manifest.
+    let mut version = Version::default();
+    for (level, meta) in state.tables.values() {
+        let path = join(dir, &table_name(meta.number));
+        let t = Table::open(fs, &path, meta.number).map_err(|e| match e {
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Error::corruption(&path, 0, "the manifest names this table but it is missing")
+            }
+            e => e,
+        })?;
+        let m = t.meta();
+        if m.entries != meta.entries || m.smallest != meta.smallest || m.largest != meta.largest {
+            return Err(Error::corruption(
+                &path,
+                0,
+                "table contents disagree with the manifest (entries or key range)",
+            ));
+        }
+        state.last_seq = state.last_seq.max(m.largest_seq);
+        version.levels[*level as usize].push(Arc::new(t));
+    }
+    version.levels[0].sort_by_key(|t| std::cmp::Reverse(t.meta().number));
+    for level in version.levels.iter_mut().skip(1) {
+        level.sort_by(|a, b| crate::key::compare(&a.meta().smallest, &b.meta().smallest));
+    }
+
+    // Replay the WALs the manifest still needs, oldest first.
+    let mut wals: Vec<u64> = entries
+        .iter()
+        .filter_map(|(_, k)| match k {
+            Some(FileKind::Wal(n)) if *n >= state.log_number => Some(*n),
+            _ => None,
+        })
+        .collect();
+    wals.sort_unstable();
+    let replayed = Memtable::new(0);
+    let mut last_seq = state.last_seq;
+    let mut torn_bytes = 0u64;
+    for (i, &n) in wals.iter().enumerate() {
+        let path = join(dir, &wal_name(n));
+        let file = fs.open(&path).map_err(|e| Error::io("open", &path, e))?;
+        let data = log::read_all(file.as_ref(), &path)?;
+        if data.is_empty() && i + 1 == wals.len() {
+            continue; // created, then a power loss before its header reached the disk
+        }
+        // Every WAL but the newest was synced whole before the next one started.
+        let tail_allowed = i + 1 == wals.len();
+        let end = log::replay(&data, &path, WAL_MAGIC, n, tail_allowed, |off, payload| {
+            // Tombstones carry their batch's time (bytes 8..16 of the payload header).
+            let time: [u8; 8] = payload
+                .get(8..16)
+                .and_then(|t| t.try_into().ok())
+                .unwrap_or_default();
+            let h = batch::decode_payload(payload, |seq, e| {
+                let value = if e.kind == Kind::Delete {
+                    &time[..]
+                } else {
+                    e.value
+                };
+                replayed.insert(e.key, seq, e.kind, value);
+            })
+            .map_err(|r| Error::corruption(&path, off, r))?;
+            if h.count > 0 {
+                last_seq = last_seq.max(h.seq + u64::from(h.count) - 1);
+            }
+            Ok(())
+        })?;
+        if let LogEnd::TornTail { offset, .. } = end {
+            torn_bytes += data.len() as u64 - offset;
+        }
+    }
+
+    // Write what was replayed as a level-0 table, so the old WALs can go.
+    let wal_number = next_file;
+    let manifest_number = next_file + 1;
+    next_file += 2;
+    let mut sv_version = version;
+    if !replayed.is_empty() {
+        let number = next_file;
+        next_file += 1;
+        let t = write_table(&env, dir, &opts, number, &replayed)?;
+        state
+            .apply(&crate::manifest::VersionEdit {
+                added: vec![(0, t.meta().clone())],
+                ..Default::default()
+            })
+            .map_err(|r| Error::corruption(dir, 0, r))?;
+        sv_version.levels[0].insert(0, t);
+    }
+    state.last_seq = last_seq;
+    state.log_number = wal_number;
+    state.next_file = next_file;
+    let manifest = ManifestWriter::create(fs, dir, manifest_number, &state)?;
+
+    // The new manifest is durable: everything it does not name is obsolete.
+    for (name, k) in &entries {
+        let obsolete = match k {
+            Some(FileKind::Wal(_) | FileKind::Manifest(_) | FileKind::CurrentTmp) => true,
+            Some(FileKind::Table(n)) => !state.tables.contains_key(n),
+            _ => false,
+        };
+        if obsolete {
+            remove(fs, dir, name)?;
+        }
+    }
+
+    let path = join(dir, &wal_name(wal_number));
+    let file = fs
+        .create(&path)
+        .map_err(|e| Error::io("create", &path, e))?;
+    let writer = LogWriter::new(file, path, WAL_MAGIC, wal_number)?;
+    // Durability point: without this directory fsync, the WAL and every synced write in it
+    // could vanish at a power loss.
+    fs.sync_dir(dir)
+        .map_err(|e| Error::io("sync_dir", dir, e))?;
+
+    Ok(Recovered {
+        sv: SuperVersion {
+            mem: Arc::new(Memtable::new(wal_number)),
+            imms: Vec::new(),
+            version: Arc::new(sv_version),
+        },
+        wal: WalState { writer, last_seq },
+        manifest,
+        next_file,
+        torn_bytes,
+        env,
+        dir: dir.to_path_buf(),
+        opts,
+        lock,
+    })
+}

@@ -1,0 +1,94 @@
+//! Bloom filters over user keys.
+//!
+//! ```text
+//! filter := bits (m bytes) | k u8
+//! ```
+//! Probe `i` of key `x` sets bit `(h1 + i * h2) mod (8 * m)` where `h = xxh3_64(x)`,
+//! `h1 = h mod 2^32`, `h2 = (h >> 32) | 1` (double hashing, Kirsch and Mitzenmacher).
+
+use xxhash_rust::xxh3::xxh3_64;
+
+/// Hash of a key for the filter. Stable across platforms and versions: DO NOT CHANGE.
+pub fn key_hash(key: &[u8]) -> u64 {
+    xxh3_64(key)
+}
+
+/// Builds a filter from key hashes.
+pub fn build(hashes: &[u64], bits_per_key: usize) -> Vec<u8> {
+    // k = bits_per_key * ln 2 minimises the false-positive rate.
+    let k = ((bits_per_key as f64) * 0.69).round().clamp(1.0, 30.0) as u8;
+    let bits = (hashes.len() * bits_per_key).max(64);
+    let bytes = bits.div_ceil(8);
+    let nbits = (bytes * 8) as u64;
+    let mut out = vec![0u8; bytes + 1];
+    for &h in hashes {
+        let (mut a, b) = (h & 0xffff_ffff, (h >> 32) | 1);
+        for _ in 0..k {
+            let bit = a % nbits;
+            out[(bit / 8) as usize] |= 1 << (bit % 8);
+            a = a.wrapping_add(b);
+        }
+    }
+    out[bytes] = k;
+    out
+}
+
+/// False only if the key is certainly absent. A malformed filter answers true (no skipping).
+pub fn may_contain(filter: &[u8], hash: u64) -> bool {
+    if filter.len() < 2 {
+        return true;
+    }
+    let k = filter[filter.len() - 1];
+    if k == 0 || k > 30 {
+        return true;
+    }
+    let bits = &filter[..filter.len() - 1];
+    let nbits = (bits.len() * 8) as u64;
+    let (mut a, b) = (hash & 0xffff_ffff, (hash >> 32) | 1);
+    for _ in 0..k {
+        let bit = a % nbits;
+        if bits[(bit / 8) as usize] & (1 << (bit % 8)) == 0 {
+            return false;
+        }
+        a = a.wrapping_add(b);
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn false_positive_rate_is_below_two_percent_at_ten_bits() {
+        let n = 100_000u32;
+        let hashes: Vec<u64> = (0..n)
+            .map(|i| key_hash(format!("key{i:08}").as_bytes()))
+            .collect();
+        let f = build(&hashes, 10);
+        for h in &hashes {
+            assert!(may_contain(&f, *h), "false negative");
+        }
+        let fp = (0..n)
+            .filter(|i| may_contain(&f, key_hash(format!("absent{i:08}").as_bytes())))
+            .count();
+        let rate = fp as f64 / n as f64;
+        println!(
+            "bloom false-positive rate at 10 bits/key: {:.4}%",
+            rate * 100.0
+        );
+        assert!(rate < 0.02, "false-positive rate {rate}");
+    }
+
+    proptest! {
+        #[test]
+        fn no_false_negatives(keys in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..16), 0..200), bits in 1usize..20) {
+            let hashes: Vec<u64> = keys.iter().map(|k| key_hash(k)).collect();
+            let f = build(&hashes, bits);
+            for h in hashes {
+                prop_assert!(may_contain(&f, h));
+            }
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! Writes a table from entries in internal-key order. Knows nothing of the manifest.
+
+use super::block::BlockBuilder;
+use super::bloom;
+use super::format::{block_crc, put_handle, BlockHandle, Footer, TableMeta};
+use crate::env::File;
+use crate::error::{Error, Result};
+use crate::key::{self, Kind};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Bytes buffered before an append to the file.
+const WRITE_BUFFER_BYTES: usize = 256 << 10;
+
+/// Builds one table file.
+pub struct TableBuilder {
+    file: Arc<dyn File>,
+    path: PathBuf,
+    number: u64,
+    block_size_bytes: usize,
+    bloom_bits_per_key: usize,
+    data: BlockBuilder,
+    index: BlockBuilder,
+    /// Encoded bytes not yet appended, and the file offset they start at.
+    out: Vec<u8>,
+    offset: u64,
+    hashes: Vec<u64>,
+    last_user_key: Vec<u8>,
+    meta: TableMeta,
+}
+
+impl TableBuilder {
+    pub fn new(
+        file: Arc<dyn File>,
+        path: PathBuf,
+        number: u64,
+        block_size_bytes: usize,
+        restart_interval: usize,
+        bloom_bits_per_key: usize,
+    ) -> TableBuilder {
+        TableBuilder {
+            file,
+            path,
+            number,
+            block_size_bytes,
+            bloom_bits_per_key,
+            data: BlockBuilder::new(restart_interval),
+            index: BlockBuilder::new(1),
+            out: Vec::with_capacity(WRITE_BUFFER_BYTES + block_size_bytes),
+            offset: 0,
+            hashes: Vec::new(),
+            last_user_key: Vec::new(),
+            meta: TableMeta {
+                number,
+                smallest_seq: u64::MAX,
+                ..TableMeta::default()
+            },
+        }
+    }
+
+    /// Adds an entry. Keys must strictly increase in internal-key order.
+    pub fn add(&mut self, ikey: &[u8], value: &[u8]) -> Result<()> {
+        let p = key::parse(ikey).ok_or_else(|| {
+            Error::InvalidArgument(format!("malformed internal key of {} bytes", ikey.len()))
+        })?;
+        debug_assert!(
+            self.meta.largest.is_empty() || key::compare(&self.meta.largest, ikey).is_lt(),
+            "table keys must increase"
+        );
+        if self.meta.entries == 0 {
+            self.meta.smallest = ikey.to_vec();
+        }
+        if self.meta.entries == 0 || p.user_key != &self.last_user_key[..] {
+            self.hashes.push(bloom::key_hash(p.user_key));
+            self.last_user_key.clear();
+            self.last_user_key.extend_from_slice(p.user_key);
+        }
+        self.meta.entries += 1;
+        if p.kind == Kind::Delete {
+            self.meta.tombstones += 1;
+        }
+        self.meta.smallest_seq = self.meta.smallest_seq.min(p.seq);
+        self.meta.largest_seq = self.meta.largest_seq.max(p.seq);
+        self.meta.largest.clear();
+        self.meta.largest.extend_from_slice(ikey);
+        self.data.add(ikey, value);
+        if self.data.size_estimate() >= self.block_size_bytes {
+            self.finish_data_block()?;
+        }
+        Ok(())
+    }
+
+    /// Entries added so far.
+    pub fn entries(&self) -> u64 {
+        self.meta.entries
+    }
+
+    /// Approximate file size so far.
+    pub fn size_estimate(&self) -> u64 {
+        self.offset + self.out.len() as u64 + self.data.size_estimate() as u64
+    }
+
+    fn write_block(&mut self, contents: impl FnOnce(&mut Vec<u8>)) -> Result<BlockHandle> {
+        let start = self.out.len();
+        contents(&mut self.out);
+        let handle = BlockHandle {
+            offset: self.offset + start as u64,
+            len: (self.out.len() - start) as u64,
+        };
+        let crc = block_crc(self.number, handle.offset, &self.out[start..]);
+        self.out.extend_from_slice(&crc.to_le_bytes());
+        if self.out.len() >= WRITE_BUFFER_BYTES {
+            self.flush_out()?;
+        }
+        Ok(handle)
+    }
+
+    fn flush_out(&mut self) -> Result<()> {
+        self.file
+            .append(&self.out)
+            .map_err(|e| Error::io("append", &self.path, e))?;
+        self.offset += self.out.len() as u64;
+        self.out.clear();
+        Ok(())
+    }
+
+    fn finish_data_block(&mut self) -> Result<()> {
+        if self.data.is_empty() {
+            return Ok(());
+        }
+        let last = self.data.last_key().to_vec();
+        let mut data = std::mem::replace(&mut self.data, BlockBuilder::new(1));
+        let handle = self.write_block(|out| data.finish_into(out))?;
+        self.data = data;
+        let mut h = Vec::with_capacity(20);
+        put_handle(&mut h, handle);
+        self.index.add(&last, &h);
+        Ok(())
+    }
+
+    /// Writes the filter, meta and index blocks and the footer, and syncs the file.
+    /// Returns what the table holds.
+    pub fn finish(mut self) -> Result<TableMeta> {
+        self.finish_data_block()?;
+        let filter_bytes = if self.bloom_bits_per_key == 0 {
+            Vec::new()
+        } else {
+            bloom::build(&self.hashes, self.bloom_bits_per_key)
+        };
+        let filter = self.write_block(|out| out.extend_from_slice(&filter_bytes))?;
+        if self.meta.entries == 0 {
+            self.meta.smallest_seq = 0;
+        }
+        let meta_fields = self.meta.clone();
+        let meta = self.write_block(|out| meta_fields.encode_block(out))?;
+        let mut index_builder = std::mem::replace(&mut self.index, BlockBuilder::new(1));
+        let index = self.write_block(|out| index_builder.finish_into(out))?;
+        let footer = Footer {
+            file_number: self.number,
+            filter,
+            meta,
+            index,
+        };
+        self.out.extend_from_slice(&footer.encode());
+        self.flush_out()?;
+        // Durability point: without this fsync, a power loss could leave the manifest naming a
+        // table whose blocks never reached the disk.
+        self.file
+            .sync()
+            .map_err(|e| Error::io("sync", &self.path, e))?;
+        self.meta.size_bytes = self.offset;
+        Ok(self.meta)
+    }
+}

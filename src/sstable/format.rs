@@ -1,0 +1,204 @@
+//! The table file layout, the footer and the meta block.
+//!
+//! ```text
+//! table  := data_block* filter_block meta_block index_block footer
+//! each block is followed by a 4-byte trailer:
+//!   crc32 u32 LE over file_number (8 bytes LE) ++ block_offset (8 bytes LE) ++ block bytes
+//! footer (72 bytes):
+//!   0   magic          8 bytes "SDBTABLE"
+//!   8   version        u32 LE  (TABLE_FORMAT_VERSION)
+//!   12  file_number    u64 LE
+//!   20  filter_offset  u64 LE | 28 filter_len u64 LE
+//!   36  meta_offset    u64 LE | 44 meta_len   u64 LE
+//!   52  index_offset   u64 LE | 60 index_len  u64 LE
+//!   68  crc32          u32 LE over bytes 0..68
+//! index block entries: key = last internal key of a data block,
+//!                      value = offset varint | len varint
+//! meta block: entries varint | tombstones varint | smallest_seq varint | largest_seq varint
+//!             | smallest_key_len varint | smallest_key | largest_key_len varint | largest_key
+//! ```
+//! Block lengths exclude the trailer.
+
+use crate::error::{Error, Result};
+use crate::key::varint;
+use std::path::Path;
+
+/// Table format version. DO NOT CHANGE the meaning of a published version.
+pub const TABLE_FORMAT_VERSION: u32 = 1;
+/// Table magic. DO NOT CHANGE.
+pub const TABLE_MAGIC: [u8; 8] = *b"SDBTABLE";
+/// Bytes of the footer.
+pub const FOOTER_LEN: usize = 72;
+/// Bytes of a block trailer.
+pub const BLOCK_TRAILER_LEN: usize = 4;
+
+/// Where a block is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BlockHandle {
+    pub offset: u64,
+    pub len: u64,
+}
+
+/// Checksum of a block, bound to its file and position.
+pub fn block_crc(file_number: u64, offset: u64, data: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&file_number.to_le_bytes());
+    h.update(&offset.to_le_bytes());
+    h.update(data);
+    h.finalize()
+}
+
+/// The decoded footer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Footer {
+    pub file_number: u64,
+    pub filter: BlockHandle,
+    pub meta: BlockHandle,
+    pub index: BlockHandle,
+}
+
+impl Footer {
+    pub fn encode(&self) -> [u8; FOOTER_LEN] {
+        let mut f = [0u8; FOOTER_LEN];
+        f[0..8].copy_from_slice(&TABLE_MAGIC);
+        f[8..12].copy_from_slice(&TABLE_FORMAT_VERSION.to_le_bytes());
+        f[12..20].copy_from_slice(&self.file_number.to_le_bytes());
+        let hs = [self.filter, self.meta, self.index];
+        for (i, h) in hs.iter().enumerate() {
+            let o = 20 + 16 * i;
+            f[o..o + 8].copy_from_slice(&h.offset.to_le_bytes());
+            f[o + 8..o + 16].copy_from_slice(&h.len.to_le_bytes());
+        }
+        let crc = crc32fast::hash(&f[0..68]);
+        f[68..72].copy_from_slice(&crc.to_le_bytes());
+        f
+    }
+
+    /// Decodes and checks a footer read from the end of a table of `file_len` bytes.
+    pub fn decode(f: &[u8], path: &Path, file_len: u64) -> Result<Footer> {
+        let at = file_len.saturating_sub(FOOTER_LEN as u64);
+        let corrupt = |reason: String| Error::corruption(path, at, reason);
+        if f.len() != FOOTER_LEN {
+            return Err(corrupt(format!(
+                "footer is {} bytes, expected {FOOTER_LEN}",
+                f.len()
+            )));
+        }
+        let u64_at = |o: usize| u64::from_le_bytes(f[o..o + 8].try_into().expect("8 bytes"));
+        let crc = u32::from_le_bytes(f[68..72].try_into().expect("4 bytes"));
+        if crc32fast::hash(&f[0..68]) != crc {
+            if f[0..8] != TABLE_MAGIC {
+                return Err(corrupt("not a table: wrong magic number in footer".into()));
+            }
+            return Err(corrupt("footer checksum mismatch".into()));
+        }
+        if f[0..8] != TABLE_MAGIC {
+            return Err(corrupt("wrong magic number in footer".into()));
+        }
+        let version = u32::from_le_bytes(f[8..12].try_into().expect("4 bytes"));
+        if version != TABLE_FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion {
+                file: path.to_path_buf(),
+                found: version,
+                supported: TABLE_FORMAT_VERSION,
+            });
+        }
+        let h = |i: usize| BlockHandle {
+            offset: u64_at(20 + 16 * i),
+            len: u64_at(28 + 16 * i),
+        };
+        let footer = Footer {
+            file_number: u64_at(12),
+            filter: h(0),
+            meta: h(1),
+            index: h(2),
+        };
+        let data_end = file_len - FOOTER_LEN as u64;
+        for (name, b) in [
+            ("filter", footer.filter),
+            ("meta", footer.meta),
+            ("index", footer.index),
+        ] {
+            let end = b
+                .offset
+                .checked_add(b.len)
+                .and_then(|e| e.checked_add(BLOCK_TRAILER_LEN as u64));
+            if end.is_none_or(|e| e > data_end) {
+                return Err(corrupt(format!(
+                    "{name} block at offset {} with length {} runs past the data ({data_end} bytes)",
+                    b.offset, b.len
+                )));
+            }
+        }
+        Ok(footer)
+    }
+}
+
+/// Encodes a block handle.
+pub fn put_handle(out: &mut Vec<u8>, h: BlockHandle) {
+    varint::put(out, h.offset);
+    varint::put(out, h.len);
+}
+
+/// Decodes a block handle; `None` if malformed or trailing bytes remain.
+pub fn get_handle(buf: &[u8]) -> Option<BlockHandle> {
+    let mut p = 0;
+    let offset = varint::get(buf, &mut p)?;
+    let len = varint::get(buf, &mut p)?;
+    (p == buf.len()).then_some(BlockHandle { offset, len })
+}
+
+/// What a table holds: kept in the manifest and in memory.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TableMeta {
+    pub number: u64,
+    pub size_bytes: u64,
+    pub entries: u64,
+    pub tombstones: u64,
+    pub smallest_seq: u64,
+    pub largest_seq: u64,
+    /// Smallest and largest encoded internal keys.
+    pub smallest: Vec<u8>,
+    pub largest: Vec<u8>,
+}
+
+impl TableMeta {
+    /// Encodes the fields stored in the meta block (not number and size).
+    pub fn encode_block(&self, out: &mut Vec<u8>) {
+        varint::put(out, self.entries);
+        varint::put(out, self.tombstones);
+        varint::put(out, self.smallest_seq);
+        varint::put(out, self.largest_seq);
+        varint::put(out, self.smallest.len() as u64);
+        out.extend_from_slice(&self.smallest);
+        varint::put(out, self.largest.len() as u64);
+        out.extend_from_slice(&self.largest);
+    }
+
+    /// Decodes a meta block.
+    pub fn decode_block(buf: &[u8], number: u64, size_bytes: u64) -> Option<TableMeta> {
+        let mut p = 0;
+        let entries = varint::get(buf, &mut p)?;
+        let tombstones = varint::get(buf, &mut p)?;
+        let smallest_seq = varint::get(buf, &mut p)?;
+        let largest_seq = varint::get(buf, &mut p)?;
+        let bytes = |p: &mut usize| -> Option<Vec<u8>> {
+            let n = usize::try_from(varint::get(buf, p)?).ok()?;
+            let s = buf.get(*p..p.checked_add(n)?)?.to_vec();
+            *p += n;
+            Some(s)
+        };
+        let smallest = bytes(&mut p)?;
+        let largest = bytes(&mut p)?;
+        (p == buf.len()).then_some(TableMeta {
+            number,
+            size_bytes,
+            entries,
+            tombstones,
+            smallest_seq,
+            largest_seq,
+            smallest,
+            largest,
+        })
+    }
+}

@@ -1,0 +1,334 @@
+//! Opens and reads tables. Nothing read from the file is trusted: every block is checksummed
+//! against its file number and offset, every length is bounded before it is used.
+
+use super::block::BlockCursor;
+use super::bloom;
+use super::format::{
+    block_crc, get_handle, BlockHandle, Footer, TableMeta, BLOCK_TRAILER_LEN, FOOTER_LEN,
+};
+use crate::env::{File, Fs};
+use crate::error::{Error, Result};
+use crate::key::{self, Kind};
+use crate::memtable::{with_lookup_key, Found};
+use crate::options::limits;
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+struct IndexEntry {
+    last_key: Box<[u8]>,
+    handle: BlockHandle,
+}
+
+/// An open table: its index and filter are held in memory, data blocks are read on demand with
+/// positional reads.
+pub struct Table {
+    file: Arc<dyn File>,
+    path: PathBuf,
+    meta: TableMeta,
+    index: Vec<IndexEntry>,
+    filter: Vec<u8>,
+}
+
+/// Whether a lookup read the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// The filter said the key is absent; no block was read.
+    FilterSkipped,
+    /// A data block was read.
+    Read,
+}
+
+thread_local! {
+    static GET_SCRATCH: RefCell<(Vec<u8>, BlockCursor)> = RefCell::new((Vec::new(), BlockCursor::default()));
+}
+
+impl Table {
+    /// Opens table `number` at `path`, reading and checking its footer, index, filter and meta.
+    pub fn open(fs: &dyn Fs, path: &Path, number: u64) -> Result<Table> {
+        let file = fs.open(path).map_err(|e| Error::io("open", path, e))?;
+        let len = file.len().map_err(|e| Error::io("stat", path, e))?;
+        if len < FOOTER_LEN as u64 {
+            return Err(Error::corruption(
+                path,
+                0,
+                format!("table is {len} bytes, shorter than its {FOOTER_LEN}-byte footer"),
+            ));
+        }
+        let mut fbuf = [0u8; FOOTER_LEN];
+        file.read_exact_at(&mut fbuf, len - FOOTER_LEN as u64)
+            .map_err(|e| Error::io("read", path, e))?;
+        let footer = Footer::decode(&fbuf, path, len)?;
+        if footer.file_number != number {
+            return Err(Error::corruption(
+                path,
+                len - FOOTER_LEN as u64 + 12,
+                format!(
+                    "footer names table {}, expected table {number}",
+                    footer.file_number
+                ),
+            ));
+        }
+        let mut t = Table {
+            file,
+            path: path.to_path_buf(),
+            meta: TableMeta {
+                number,
+                ..TableMeta::default()
+            },
+            index: Vec::new(),
+            filter: Vec::new(),
+        };
+        let mut buf = Vec::new();
+        t.read_block(footer.filter, &mut buf)?;
+        t.filter = buf.clone();
+        t.read_block(footer.meta, &mut buf)?;
+        t.meta = TableMeta::decode_block(&buf, number, len)
+            .ok_or_else(|| Error::corruption(path, footer.meta.offset, "malformed meta block"))?;
+        t.read_block(footer.index, &mut buf)?;
+        t.index = Self::decode_index(&buf, path, footer)?;
+        if t.index.is_empty() != (t.meta.entries == 0) {
+            return Err(Error::corruption(
+                path,
+                footer.index.offset,
+                format!(
+                    "index has {} blocks but meta block counts {} entries",
+                    t.index.len(),
+                    t.meta.entries
+                ),
+            ));
+        }
+        Ok(t)
+    }
+
+    fn decode_index(buf: &[u8], path: &Path, footer: Footer) -> Result<Vec<IndexEntry>> {
+        let at = footer.index.offset;
+        let corrupt = |reason: String| Error::corruption(path, at, reason);
+        let mut c = BlockCursor::default();
+        c.reset(buf)
+            .map_err(|r| corrupt(format!("index block: {r}")))?;
+        c.seek_to_first(buf)
+            .map_err(|r| corrupt(format!("index block: {r}")))?;
+        let mut out: Vec<IndexEntry> = Vec::new();
+        let mut next_offset = 0u64;
+        while c.valid() {
+            let handle = get_handle(c.value(buf))
+                .ok_or_else(|| corrupt("index entry with a malformed block handle".into()))?;
+            if key::parse(c.key()).is_none() {
+                return Err(corrupt("index entry with a malformed internal key".into()));
+            }
+            if let Some(prev) = out.last() {
+                if key::compare(&prev.last_key, c.key()).is_ge() {
+                    return Err(corrupt("index keys out of order".into()));
+                }
+            }
+            // Data blocks are contiguous from offset 0 and end before the filter block.
+            let end = handle
+                .offset
+                .checked_add(handle.len + BLOCK_TRAILER_LEN as u64);
+            if handle.offset != next_offset || end.is_none_or(|e| e > footer.filter.offset) {
+                return Err(corrupt(format!(
+                    "index names a data block at offset {} with length {} outside the data region",
+                    handle.offset, handle.len
+                )));
+            }
+            next_offset = end.unwrap_or(0);
+            out.push(IndexEntry {
+                last_key: c.key().into(),
+                handle,
+            });
+            c.advance(buf)
+                .map_err(|r| corrupt(format!("index block: {r}")))?;
+        }
+        Ok(out)
+    }
+
+    /// Reads and checks one block into `buf` (without its trailer).
+    fn read_block(&self, h: BlockHandle, buf: &mut Vec<u8>) -> Result<()> {
+        if h.len as usize > limits::BLOCK_SIZE_BYTES_MAX {
+            return Err(Error::corruption(
+                &self.path,
+                h.offset,
+                format!(
+                    "block length {} exceeds the limit of {} bytes",
+                    h.len,
+                    limits::BLOCK_SIZE_BYTES_MAX
+                ),
+            ));
+        }
+        let n = h.len as usize;
+        buf.resize(n + BLOCK_TRAILER_LEN, 0);
+        self.file
+            .read_exact_at(buf, h.offset)
+            .map_err(|e| Error::io("read", &self.path, e))?;
+        let stored = u32::from_le_bytes(buf[n..].try_into().expect("4 bytes"));
+        buf.truncate(n);
+        if block_crc(self.meta.number, h.offset, buf) != stored {
+            return Err(Error::corruption(
+                &self.path,
+                h.offset,
+                format!("block checksum mismatch ({n} bytes)"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// What the table holds.
+    pub fn meta(&self) -> &TableMeta {
+        &self.meta
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Index of the first block whose last key is `>= ikey`.
+    fn find_block(&self, ikey: &[u8]) -> usize {
+        self.index
+            .partition_point(|e| key::compare(&e.last_key, ikey).is_lt())
+    }
+
+    /// The newest version of `user_key` with sequence number at most `seq`, and whether a block
+    /// was read.
+    pub fn get(&self, user_key: &[u8], seq: u64) -> Result<(Option<Found<Vec<u8>>>, Probe)> {
+        if !self.filter.is_empty() && !bloom::may_contain(&self.filter, bloom::key_hash(user_key)) {
+            return Ok((None, Probe::FilterSkipped));
+        }
+        with_lookup_key(user_key, seq, |lookup| {
+            let i = self.find_block(lookup);
+            let Some(entry) = self.index.get(i) else {
+                return Ok((None, Probe::Read));
+            };
+            GET_SCRATCH.with(|s| {
+                let mut fresh = (Vec::new(), BlockCursor::default());
+                let mut guard = s.try_borrow_mut();
+                let (buf, cursor) = match guard.as_deref_mut() {
+                    Ok(s) => (&mut s.0, &mut s.1),
+                    Err(_) => (&mut fresh.0, &mut fresh.1),
+                };
+                self.read_block(entry.handle, buf)?;
+                let corrupt = |r: String| Error::corruption(&self.path, entry.handle.offset, r);
+                cursor.reset(buf).map_err(corrupt)?;
+                cursor.seek(buf, lookup, key::compare).map_err(corrupt)?;
+                let found = if cursor.valid() {
+                    let p = key::parse(cursor.key()).ok_or_else(|| {
+                        corrupt("entry with a malformed internal key".to_string())
+                    })?;
+                    (p.user_key == user_key).then(|| match p.kind {
+                        Kind::Put => Found::Value(cursor.value(buf).to_vec()),
+                        Kind::Delete => Found::Deleted,
+                    })
+                } else {
+                    None
+                };
+                if buf.capacity() > (1 << 20) {
+                    *buf = Vec::new();
+                }
+                Ok((found, Probe::Read))
+            })
+        })
+    }
+}
+
+/// Iterates a table's entries in order. Holds the table alive.
+pub struct TableIter {
+    table: Arc<Table>,
+    block_index: usize,
+    block: Vec<u8>,
+    cursor: BlockCursor,
+    loaded: bool,
+}
+
+impl TableIter {
+    pub fn new(table: Arc<Table>) -> TableIter {
+        TableIter {
+            table,
+            block_index: 0,
+            block: Vec::new(),
+            cursor: BlockCursor::default(),
+            loaded: false,
+        }
+    }
+
+    fn load(&mut self, i: usize) -> Result<()> {
+        self.block_index = i;
+        self.loaded = false;
+        let Some(e) = self.table.index.get(i) else {
+            return Ok(());
+        };
+        let h = e.handle;
+        self.table.read_block(h, &mut self.block)?;
+        let path = &self.table.path;
+        self.cursor
+            .reset(&self.block)
+            .map_err(|r| Error::corruption(path, h.offset, r))?;
+        self.loaded = true;
+        Ok(())
+    }
+
+    fn corrupt(&self, r: String) -> Error {
+        let off = self
+            .table
+            .index
+            .get(self.block_index)
+            .map_or(0, |e| e.handle.offset);
+        Error::corruption(&self.table.path, off, r)
+    }
+
+    /// Skips forward over exhausted blocks.
+    fn settle(&mut self) -> Result<()> {
+        while self.loaded && !self.cursor.valid() {
+            self.load(self.block_index + 1)?;
+            if self.loaded {
+                self.cursor
+                    .seek_to_first(&self.block)
+                    .map_err(|r| self.corrupt(r))?;
+                if !self.cursor.valid() {
+                    return Err(self.corrupt("empty data block".into()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn seek_to_first(&mut self) -> Result<()> {
+        self.load(0)?;
+        if self.loaded {
+            self.cursor
+                .seek_to_first(&self.block)
+                .map_err(|r| self.corrupt(r))?;
+        }
+        self.settle()
+    }
+
+    /// Moves to the first entry `>= ikey`.
+    pub fn seek(&mut self, ikey: &[u8]) -> Result<()> {
+        let i = self.table.find_block(ikey);
+        self.load(i)?;
+        if self.loaded {
+            let r = self.cursor.seek(&self.block, ikey, key::compare);
+            r.map_err(|r| self.corrupt(r))?;
+        }
+        self.settle()
+    }
+
+    pub fn valid(&self) -> bool {
+        self.loaded && self.cursor.valid()
+    }
+
+    pub fn next(&mut self) -> Result<()> {
+        if self.loaded {
+            let r = self.cursor.advance(&self.block);
+            r.map_err(|r| self.corrupt(r))?;
+        }
+        self.settle()
+    }
+
+    pub fn key(&self) -> &[u8] {
+        self.cursor.key()
+    }
+
+    pub fn value(&self) -> &[u8] {
+        self.cursor.value(&self.block)
+    }
+}

@@ -1,0 +1,69 @@
+//! Counters reported by `Db::stats`.
+
+use crate::sync::{AtomicU64, Ordering};
+
+/// A snapshot of the engine's state and counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Live tables per level.
+    pub tables_per_level: Vec<usize>,
+    /// Live tables in all.
+    pub tables: usize,
+    /// Bytes of all live tables.
+    pub table_bytes: u64,
+    /// Entries (versions and tombstones) in all live tables.
+    pub table_entries: u64,
+    /// Tombstones in all live tables.
+    pub table_tombstones: u64,
+    /// Approximate bytes in the active memtable.
+    pub memtable_bytes: usize,
+    /// Immutable memtables waiting to be flushed.
+    pub immutable_memtables: usize,
+    /// Sequence number of the newest visible write.
+    pub last_sequence: u64,
+    /// Write batches acknowledged.
+    pub writes: u64,
+    /// WAL records written (one per group commit).
+    pub wal_records: u64,
+    /// WAL fsyncs.
+    pub wal_syncs: u64,
+    /// Memtables flushed to tables.
+    pub flushes: u64,
+    /// Point lookups.
+    pub gets: u64,
+    /// Table lookups skipped because the Bloom filter said the key is absent.
+    pub filter_skips: u64,
+    /// Table lookups the filter let through that found no version of the key.
+    pub filter_false_positives: u64,
+    /// Bytes cut from a torn WAL tail at the last open.
+    pub recovered_torn_bytes: u64,
+    /// Why the database refuses writes, if it does.
+    pub read_only_cause: Option<String>,
+    /// Obsolete files whose removal failed (they are retried at the next open).
+    pub obsolete_file_errors: u64,
+}
+
+/// The atomic counters behind [`Stats`].
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub writes: AtomicU64,
+    pub wal_records: AtomicU64,
+    pub wal_syncs: AtomicU64,
+    pub flushes: AtomicU64,
+    pub gets: AtomicU64,
+    pub filter_skips: AtomicU64,
+    pub filter_false_positives: AtomicU64,
+    pub recovered_torn_bytes: AtomicU64,
+    pub obsolete_file_errors: AtomicU64,
+}
+
+impl Counters {
+    pub fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+}

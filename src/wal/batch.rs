@@ -1,0 +1,208 @@
+//! Write batches and their encoding as a WAL record payload.
+//!
+//! ```text
+//! payload := seq u64 LE | time_ms u64 LE | count u32 LE | entry*count
+//! entry   := kind u8 | key_len varint | key | (value_len varint | value)   -- value for Put only
+//! ```
+//! Entry `i` gets sequence number `seq + i`. A tombstone's deletion time is the payload's
+//! `time_ms`.
+
+use crate::key::{varint, Kind};
+
+/// Bytes of the payload header.
+pub const PAYLOAD_HEADER_LEN: usize = 20;
+
+/// An atomic group of puts and deletes, applied with [`crate::Db::write`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteBatch {
+    pub(crate) rep: Vec<u8>,
+    pub(crate) count: u32,
+    /// Largest key and value in the batch, checked against the limits at write time.
+    pub(crate) max_key_len: usize,
+    pub(crate) max_value_len: usize,
+    pub(crate) has_empty_key: bool,
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    pub fn new() -> WriteBatch {
+        WriteBatch::default()
+    }
+
+    /// Adds a put of `key` to `value`.
+    pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> &mut Self {
+        let (key, value) = (key.as_ref(), value.as_ref());
+        self.note_key(key);
+        self.max_value_len = self.max_value_len.max(value.len());
+        self.rep.push(Kind::Put as u8);
+        varint::put(&mut self.rep, key.len() as u64);
+        self.rep.extend_from_slice(key);
+        varint::put(&mut self.rep, value.len() as u64);
+        self.rep.extend_from_slice(value);
+        self.count += 1;
+        self
+    }
+
+    /// Adds a delete of `key`.
+    pub fn delete(&mut self, key: impl AsRef<[u8]>) -> &mut Self {
+        let key = key.as_ref();
+        self.note_key(key);
+        self.rep.push(Kind::Delete as u8);
+        varint::put(&mut self.rep, key.len() as u64);
+        self.rep.extend_from_slice(key);
+        self.count += 1;
+        self
+    }
+
+    fn note_key(&mut self, key: &[u8]) {
+        self.max_key_len = self.max_key_len.max(key.len());
+        self.has_empty_key |= key.is_empty();
+    }
+
+    /// Number of operations.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// True if the batch holds no operation.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Removes every operation.
+    pub fn clear(&mut self) {
+        *self = WriteBatch::default();
+    }
+
+    /// Bytes of the encoded operations.
+    pub fn size_bytes(&self) -> usize {
+        self.rep.len()
+    }
+}
+
+/// Encodes the payload header.
+pub fn payload_header(seq: u64, time_ms: u64, count: u32) -> [u8; PAYLOAD_HEADER_LEN] {
+    let mut h = [0u8; PAYLOAD_HEADER_LEN];
+    h[0..8].copy_from_slice(&seq.to_le_bytes());
+    h[8..16].copy_from_slice(&time_ms.to_le_bytes());
+    h[16..20].copy_from_slice(&count.to_le_bytes());
+    h
+}
+
+/// One decoded entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry<'a> {
+    pub kind: Kind,
+    pub key: &'a [u8],
+    /// The value of a put; empty for a delete.
+    pub value: &'a [u8],
+}
+
+/// A decoded payload header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PayloadHeader {
+    pub seq: u64,
+    pub time_ms: u64,
+    pub count: u32,
+}
+
+/// Decodes a payload, calling `f` for each entry with its sequence number. Returns the header,
+/// or a description of what is malformed.
+pub fn decode_payload<'a>(
+    payload: &'a [u8],
+    f: impl FnMut(u64, Entry<'a>),
+) -> Result<PayloadHeader, String> {
+    if payload.len() < PAYLOAD_HEADER_LEN {
+        return Err(format!(
+            "batch payload of {} bytes is shorter than its {PAYLOAD_HEADER_LEN}-byte header",
+            payload.len()
+        ));
+    }
+    let seq = u64::from_le_bytes(payload[0..8].try_into().expect("8 bytes"));
+    let time_ms = u64::from_le_bytes(payload[8..16].try_into().expect("8 bytes"));
+    let count = u32::from_le_bytes(payload[16..20].try_into().expect("4 bytes"));
+    if seq
+        .checked_add(u64::from(count))
+        .is_none_or(|end| end > crate::key::SEQ_MAX)
+    {
+        return Err(format!("sequence numbers {seq}+{count} exceed the maximum"));
+    }
+    decode_entries(&payload[PAYLOAD_HEADER_LEN..], count, seq, f)?;
+    Ok(PayloadHeader {
+        seq,
+        time_ms,
+        count,
+    })
+}
+
+/// Decodes `count` entries (a batch's `rep`), numbering them from `seq`.
+pub fn decode_entries<'a>(
+    rep: &'a [u8],
+    count: u32,
+    seq: u64,
+    mut f: impl FnMut(u64, Entry<'a>),
+) -> Result<(), String> {
+    let mut pos = 0;
+    for i in 0..count {
+        let kind = rep
+            .get(pos)
+            .and_then(|b| Kind::from_u8(*b))
+            .ok_or_else(|| format!("entry {i}: missing or unknown kind byte"))?;
+        pos += 1;
+        let key = take(rep, &mut pos).ok_or_else(|| format!("entry {i}: bad key length"))?;
+        let value = match kind {
+            Kind::Put => {
+                take(rep, &mut pos).ok_or_else(|| format!("entry {i}: bad value length"))?
+            }
+            Kind::Delete => &[][..],
+        };
+        f(seq + u64::from(i), Entry { kind, key, value });
+    }
+    if pos != rep.len() {
+        return Err(format!(
+            "{} trailing bytes after {count} entries",
+            rep.len() - pos
+        ));
+    }
+    Ok(())
+}
+
+fn take<'a>(buf: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
+    let len = usize::try_from(varint::get(buf, pos)?).ok()?;
+    let end = pos.checked_add(len)?;
+    let s = buf.get(*pos..end)?;
+    *pos = end;
+    Some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn batch_round_trips(
+            ops in proptest::collection::vec((any::<bool>(), proptest::collection::vec(any::<u8>(), 0..20), proptest::collection::vec(any::<u8>(), 0..40)), 0..30),
+            seq in 0u64..1 << 50, time in any::<u64>(),
+        ) {
+            let mut b = WriteBatch::new();
+            for (del, k, v) in &ops {
+                if *del { b.delete(k); } else { b.put(k, v); }
+            }
+            let mut payload = payload_header(seq, time, b.count).to_vec();
+            payload.extend_from_slice(&b.rep);
+            let mut got = Vec::new();
+            let h = decode_payload(&payload, |s, e| got.push((s, e.kind, e.key.to_vec(), e.value.to_vec()))).unwrap();
+            prop_assert_eq!(h, PayloadHeader { seq, time_ms: time, count: ops.len() as u32 });
+            for (i, (del, k, v)) in ops.iter().enumerate() {
+                let want_kind = if *del { Kind::Delete } else { Kind::Put };
+                let want_v = if *del { Vec::new() } else { v.clone() };
+                prop_assert_eq!(&got[i], &(seq + i as u64, want_kind, k.clone(), want_v));
+            }
+            // Any truncation is detected, never misread.
+            let truncated = decode_payload(&payload[..payload.len() - 1], |_, _| ());
+            prop_assert!(truncated.is_err());
+        }
+    }
+}

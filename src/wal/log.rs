@@ -1,0 +1,438 @@
+//! Record log framing, shared by WAL files and manifest files.
+//!
+//! ```text
+//! file   := file_header record*
+//! file_header (24 bytes):
+//!   0   magic          8 bytes  ("SDBWAL\0\0" or "SDBMANIF")
+//!   8   version        u32 LE   (LOG_FORMAT_VERSION)
+//!   12  file_number    u64 LE
+//!   20  crc32          u32 LE   over bytes 0..20
+//! record := header(24 bytes) payload
+//!   0   crc32          u32 LE   over file_number (8 bytes LE, not stored) ++ bytes 4..24+len
+//!   4   len            u32 LE   payload length
+//!   8   offset         u64 LE   offset of this record in the file
+//!   16  synced_offset  u64 LE   bytes of this file known durable when the record was written
+//!   24  payload        len bytes
+//! ```
+//!
+//! The checksum binds each record to its file and position, so a record written to the wrong
+//! place reads as damage. `synced_offset` lets recovery tell a torn tail (damage after the last
+//! sync, which a power loss may leave) from damage to synced data (which must be reported): the
+//! damage is in synced data exactly when a later intact record says that bytes past the damage
+//! were already durable.
+
+use crate::env::File;
+use crate::error::{Error, Result};
+use crate::options::limits;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Version of the log framing. DO NOT CHANGE the meaning of a published version.
+pub const LOG_FORMAT_VERSION: u32 = 1;
+/// Magic of WAL files. DO NOT CHANGE.
+pub const WAL_MAGIC: [u8; 8] = *b"SDBWAL\0\0";
+/// Magic of manifest files. DO NOT CHANGE.
+pub const MANIFEST_MAGIC: [u8; 8] = *b"SDBMANIF";
+/// Bytes of the file header.
+pub const FILE_HEADER_LEN: usize = 24;
+/// Bytes of a record header.
+pub const RECORD_HEADER_LEN: usize = 24;
+
+fn record_crc(file_number: u64, rest: &[u8], payload: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&file_number.to_le_bytes());
+    h.update(rest);
+    h.update(payload);
+    h.finalize()
+}
+
+/// Encodes a file header.
+pub fn file_header(magic: [u8; 8], file_number: u64) -> [u8; FILE_HEADER_LEN] {
+    let mut h = [0u8; FILE_HEADER_LEN];
+    h[0..8].copy_from_slice(&magic);
+    h[8..12].copy_from_slice(&LOG_FORMAT_VERSION.to_le_bytes());
+    h[12..20].copy_from_slice(&file_number.to_le_bytes());
+    let crc = crc32fast::hash(&h[0..20]);
+    h[20..24].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// Appends records to a log file.
+pub struct LogWriter {
+    file: Arc<dyn File>,
+    path: PathBuf,
+    file_number: u64,
+    offset: u64,
+    synced_offset: u64,
+    buf: Vec<u8>,
+}
+
+impl LogWriter {
+    /// Writes the file header to a freshly created, empty file.
+    pub fn new(
+        file: Arc<dyn File>,
+        path: PathBuf,
+        magic: [u8; 8],
+        file_number: u64,
+    ) -> Result<LogWriter> {
+        let header = file_header(magic, file_number);
+        file.append(&header)
+            .map_err(|e| Error::io("append", &path, e))?;
+        Ok(LogWriter {
+            file,
+            path,
+            file_number,
+            offset: FILE_HEADER_LEN as u64,
+            synced_offset: 0,
+            buf: Vec::new(),
+        })
+    }
+
+    /// Appends one record made of the concatenation of `parts`. On error a prefix of the record
+    /// may be in the file; the caller must stop using this writer.
+    pub fn add_record(&mut self, parts: &[&[u8]]) -> Result<()> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len > limits::RECORD_SIZE_BYTES_MAX || len > u32::MAX as usize {
+            return Err(Error::InvalidArgument(format!(
+                "record of {len} bytes exceeds the limit of {} bytes",
+                limits::RECORD_SIZE_BYTES_MAX.min(u32::MAX as usize)
+            )));
+        }
+        self.buf.clear();
+        self.buf.reserve(RECORD_HEADER_LEN + len);
+        self.buf.extend_from_slice(&[0u8; 4]);
+        self.buf.extend_from_slice(&(len as u32).to_le_bytes());
+        self.buf.extend_from_slice(&self.offset.to_le_bytes());
+        self.buf
+            .extend_from_slice(&self.synced_offset.to_le_bytes());
+        for p in parts {
+            self.buf.extend_from_slice(p);
+        }
+        let crc = record_crc(self.file_number, &self.buf[4..], &[]);
+        self.buf[0..4].copy_from_slice(&crc.to_le_bytes());
+        self.file
+            .append(&self.buf)
+            .map_err(|e| Error::io("append", &self.path, e))?;
+        self.offset += self.buf.len() as u64;
+        if self.buf.capacity() > (1 << 20) {
+            self.buf = Vec::new();
+        }
+        Ok(())
+    }
+
+    /// Makes every record appended so far durable.
+    pub fn sync(&mut self) -> Result<()> {
+        if self.synced_offset == self.offset {
+            return Ok(());
+        }
+        self.file
+            .sync()
+            .map_err(|e| Error::io("sync", &self.path, e))?;
+        self.synced_offset = self.offset;
+        Ok(())
+    }
+
+    /// True if records were appended since the last sync.
+    pub fn has_unsynced(&self) -> bool {
+        self.synced_offset != self.offset
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.offset
+    }
+
+    /// Always false: a log holds at least its header.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The file's number.
+    pub fn file_number(&self) -> u64 {
+        self.file_number
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// How a log ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogEnd {
+    /// Every byte was part of an intact record.
+    Clean,
+    /// The log ends in damage after its last sync point (a torn write); the records before
+    /// `offset` are intact and the rest was cut.
+    TornTail { offset: u64, reason: String },
+}
+
+/// Checks a file header; returns the format version problem or corruption as an error.
+pub fn check_file_header(data: &[u8], path: &Path, magic: [u8; 8], file_number: u64) -> Result<()> {
+    if data.len() < FILE_HEADER_LEN {
+        return Err(Error::corruption(
+            path,
+            0,
+            format!(
+                "file is {} bytes, shorter than its {FILE_HEADER_LEN}-byte header",
+                data.len()
+            ),
+        ));
+    }
+    let h = &data[..FILE_HEADER_LEN];
+    let crc = u32::from_le_bytes([h[20], h[21], h[22], h[23]]);
+    if crc32fast::hash(&h[0..20]) != crc {
+        return Err(Error::corruption(path, 0, "file header checksum mismatch"));
+    }
+    if h[0..8] != magic {
+        return Err(Error::corruption(
+            path,
+            0,
+            "wrong magic number in file header",
+        ));
+    }
+    let version = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
+    if version != LOG_FORMAT_VERSION {
+        return Err(Error::UnsupportedVersion {
+            file: path.to_path_buf(),
+            found: version,
+            supported: LOG_FORMAT_VERSION,
+        });
+    }
+    let n = u64::from_le_bytes(h[12..20].try_into().expect("8 bytes"));
+    if n != file_number {
+        return Err(Error::corruption(
+            path,
+            12,
+            format!("file header names file number {n}, expected {file_number}"),
+        ));
+    }
+    Ok(())
+}
+
+struct Parsed<'a> {
+    payload: &'a [u8],
+    synced_offset: u64,
+    next: usize,
+}
+
+/// Parses the record at `pos`, or says why it is not intact.
+fn parse_record(data: &[u8], pos: usize, file_number: u64) -> Result<Parsed<'_>, String> {
+    let rest = data.len() - pos;
+    if rest < RECORD_HEADER_LEN {
+        return Err(format!(
+            "{rest} bytes left, fewer than a {RECORD_HEADER_LEN}-byte record header"
+        ));
+    }
+    let h = &data[pos..pos + RECORD_HEADER_LEN];
+    let crc = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+    let len = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
+    let offset = u64::from_le_bytes(h[8..16].try_into().expect("8 bytes"));
+    let synced_offset = u64::from_le_bytes(h[16..24].try_into().expect("8 bytes"));
+    if offset != pos as u64 {
+        return Err(format!("record header names offset {offset}"));
+    }
+    if len > rest - RECORD_HEADER_LEN {
+        return Err(format!(
+            "record length {len} runs past the end of the file ({} bytes left)",
+            rest - RECORD_HEADER_LEN
+        ));
+    }
+    let end = pos + RECORD_HEADER_LEN + len;
+    if record_crc(file_number, &data[pos + 4..end], &[]) != crc {
+        return Err("record checksum mismatch".to_string());
+    }
+    if synced_offset > pos as u64 {
+        return Err(format!(
+            "record claims {synced_offset} bytes synced, past its own offset"
+        ));
+    }
+    Ok(Parsed {
+        payload: &data[pos + RECORD_HEADER_LEN..end],
+        synced_offset,
+        next: end,
+    })
+}
+
+/// Replays the records of a log held in `data`, calling `f(offset, payload)` for each intact one
+/// in order.
+///
+/// Damage after the last sync point is a torn tail: the records before it are returned and the
+/// end is reported as [`LogEnd::TornTail`]. Damage to synced data (a later intact record says the
+/// damaged bytes had been synced) is [`Error::Corruption`]. With `tail_allowed` false (a log that
+/// was fully synced before a newer one started), any damage is corruption.
+pub fn replay(
+    data: &[u8],
+    path: &Path,
+    magic: [u8; 8],
+    file_number: u64,
+    tail_allowed: bool,
+    mut f: impl FnMut(u64, &[u8]) -> Result<()>,
+) -> Result<LogEnd> {
+    check_file_header(data, path, magic, file_number)?;
+    let mut pos = FILE_HEADER_LEN;
+    while pos < data.len() {
+        match parse_record(data, pos, file_number) {
+            Ok(r) => {
+                f(pos as u64, r.payload)?;
+                pos = r.next;
+            }
+            Err(reason) => {
+                if !tail_allowed {
+                    return Err(Error::corruption(
+                        path,
+                        pos as u64,
+                        format!("{reason} in a log that was fully synced"),
+                    ));
+                }
+                if let Some(proof) = later_synced_record(data, pos, file_number) {
+                    return Err(Error::corruption(
+                        path,
+                        pos as u64,
+                        format!(
+                            "{reason}; the intact record at offset {proof} says these bytes were \
+                             synced, so this is damage, not a torn write"
+                        ),
+                    ));
+                }
+                return Ok(LogEnd::TornTail {
+                    offset: pos as u64,
+                    reason,
+                });
+            }
+        }
+    }
+    Ok(LogEnd::Clean)
+}
+
+/// Finds an intact record after `damage` whose synced offset covers `damage`.
+fn later_synced_record(data: &[u8], damage: usize, file_number: u64) -> Option<usize> {
+    let mut p = damage + 1;
+    while p + RECORD_HEADER_LEN <= data.len() {
+        // Cheap filter first: an intact record names its own offset.
+        let off = u64::from_le_bytes(data[p + 8..p + 16].try_into().expect("8 bytes"));
+        if off == p as u64 {
+            if let Ok(r) = parse_record(data, p, file_number) {
+                if r.synced_offset > damage as u64 {
+                    return Some(p);
+                }
+                p = r.next;
+                continue;
+            }
+        }
+        p += 1;
+    }
+    None
+}
+
+/// Reads a whole file through the `File` trait, bounding the allocation by its length.
+pub fn read_all(file: &dyn File, path: &Path) -> Result<Vec<u8>> {
+    let len = file.len().map_err(|e| Error::io("stat", path, e))?;
+    let len = usize::try_from(len).map_err(|_| {
+        Error::corruption(path, 0, format!("file of {len} bytes is too large to read"))
+    })?;
+    let mut data = vec![0u8; len];
+    file.read_exact_at(&mut data, 0)
+        .map_err(|e| Error::io("read", path, e))?;
+    Ok(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    struct MemFile(std::sync::Mutex<Vec<u8>>);
+    impl File for MemFile {
+        fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+            let d = self.0.lock().unwrap();
+            let o = offset as usize;
+            buf.copy_from_slice(&d[o..o + buf.len()]);
+            Ok(())
+        }
+        fn append(&self, data: &[u8]) -> std::io::Result<()> {
+            self.0.lock().unwrap().extend_from_slice(data);
+            Ok(())
+        }
+        fn sync(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn len(&self) -> std::io::Result<u64> {
+            Ok(self.0.lock().unwrap().len() as u64)
+        }
+    }
+
+    fn write_log(records: &[Vec<u8>], sync_each: bool) -> Vec<u8> {
+        let f = Arc::new(MemFile(Default::default()));
+        let mut w = LogWriter::new(f.clone(), "t.wal".into(), WAL_MAGIC, 7).unwrap();
+        for r in records {
+            w.add_record(&[r]).unwrap();
+            if sync_each {
+                w.sync().unwrap();
+            }
+        }
+        let d = f.0.lock().unwrap().clone();
+        d
+    }
+
+    fn read_log(data: &[u8]) -> Result<(Vec<Vec<u8>>, LogEnd)> {
+        let mut out = Vec::new();
+        let end = replay(data, Path::new("t.wal"), WAL_MAGIC, 7, true, |_, p| {
+            out.push(p.to_vec());
+            Ok(())
+        })?;
+        Ok((out, end))
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(records in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..20)) {
+            let data = write_log(&records, false);
+            let (got, end) = read_log(&data).unwrap();
+            prop_assert_eq!(got, records);
+            prop_assert_eq!(end, LogEnd::Clean);
+        }
+
+        #[test]
+        fn truncation_is_a_torn_tail_with_a_prefix(
+            records in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..100), 1..10),
+            cut in any::<proptest::sample::Index>(),
+        ) {
+            let data = write_log(&records, true);
+            let n = FILE_HEADER_LEN + cut.index(data.len() - FILE_HEADER_LEN);
+            let (got, _) = read_log(&data[..n]).unwrap();
+            prop_assert!(got.len() <= records.len());
+            prop_assert_eq!(&records[..got.len()], &got[..]);
+        }
+    }
+
+    #[test]
+    fn damage_before_a_synced_record_is_corruption() {
+        let records = vec![vec![1u8; 50], vec![2u8; 50], vec![3u8; 50]];
+        let mut data = write_log(&records, true);
+        data[FILE_HEADER_LEN + 30] ^= 0x40; // inside the first record's payload
+        let err = read_log(&data).unwrap_err();
+        assert!(err.is_corruption(), "{err}");
+        assert!(err
+            .to_string()
+            .contains(&format!("offset {FILE_HEADER_LEN}")));
+    }
+
+    #[test]
+    fn damage_in_the_unsynced_tail_is_cut() {
+        let records = vec![vec![1u8; 50], vec![2u8; 50], vec![3u8; 50]];
+        let mut data = write_log(&records, false);
+        data[FILE_HEADER_LEN + 30] ^= 0x40;
+        let (got, end) = read_log(&data).unwrap();
+        assert!(got.is_empty());
+        assert!(matches!(end, LogEnd::TornTail { .. }));
+    }
+
+    #[test]
+    fn wrong_file_number_is_caught() {
+        let data = write_log(&[vec![1u8; 10]], true);
+        let err = replay(&data, Path::new("t.wal"), WAL_MAGIC, 8, true, |_, _| Ok(())).unwrap_err();
+        assert!(err.is_corruption());
+    }
+}
