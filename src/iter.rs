@@ -2,7 +2,7 @@
 //! newest version first for each key.
 
 use crate::error::Result;
-use crate::memtable::Memtable;
+use crate::memtable::{Memtable, OwnedEntry};
 use crate::sstable::TableIter;
 use std::ops::Bound;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ pub(crate) enum Source {
 
 pub(crate) struct MemSource {
     mem: Arc<Memtable>,
-    buf: Vec<(Box<[u8]>, Box<[u8]>)>,
+    buf: Vec<OwnedEntry>,
     idx: usize,
     exhausted: bool,
 }
@@ -78,7 +78,7 @@ impl Source {
         }
     }
 
-    pub fn next(&mut self) -> Result<()> {
+    pub fn advance(&mut self) -> Result<()> {
         match self {
             Source::Mem(m) => {
                 m.idx += 1;
@@ -88,7 +88,7 @@ impl Source {
                 }
                 Ok(())
             }
-            Source::Table(t) => t.next(),
+            Source::Table(t) => t.advance(),
         }
     }
 }
@@ -142,9 +142,9 @@ impl MergingIter {
         self.current.map_or(&[][..], |i| self.sources[i].value())
     }
 
-    pub fn next(&mut self) -> Result<()> {
+    pub fn advance(&mut self) -> Result<()> {
         if let Some(i) = self.current {
-            self.sources[i].next()?;
+            self.sources[i].advance()?;
             self.pick();
         }
         Ok(())

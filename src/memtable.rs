@@ -10,6 +10,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 /// boxes. An estimate; it only decides when to flush.
 const ENTRY_OVERHEAD_BYTES: usize = 64;
 
+/// An owned entry: encoded internal key and value.
+pub type OwnedEntry = (Box<[u8]>, Box<[u8]>);
+
 /// What a lookup found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Found<V> {
@@ -101,7 +104,7 @@ impl Memtable {
 
     /// Up to `max` entries (encoded internal key, value) in order, starting after `after` (or at
     /// `from` when `after` is `None`).
-    pub fn chunk(&self, from: Bound<&[u8]>, max: usize, out: &mut Vec<(Box<[u8]>, Box<[u8]>)>) {
+    pub fn chunk(&self, from: Bound<&[u8]>, max: usize, out: &mut Vec<OwnedEntry>) {
         let lower = match from {
             Bound::Included(k) => Bound::Included(InternalKeyRef::new(k)),
             Bound::Excluded(k) => Bound::Excluded(InternalKeyRef::new(k)),

@@ -100,7 +100,7 @@ impl Scan {
                 .ok_or_else(|| Error::corruption("<scan>", 0, "malformed internal key"))?;
             let skip = p.seq > self.seq || (self.has_last && p.user_key == &self.last_user_key[..]);
             if skip {
-                self.merge.next()?;
+                self.merge.advance()?;
                 continue;
             }
             if self.past_end(p.user_key) {
@@ -113,7 +113,7 @@ impl Scan {
                 Kind::Put => Some((p.user_key.to_vec(), self.merge.value().to_vec())),
                 Kind::Delete => None,
             };
-            self.merge.next()?;
+            self.merge.advance()?;
             if out.is_some() {
                 return Ok(out);
             }

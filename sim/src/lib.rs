@@ -7,6 +7,7 @@
 
 mod clock;
 mod fs;
+pub mod model;
 
 pub use clock::SimClock;
 pub use fs::{SimFs, SimFsStats};

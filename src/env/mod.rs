@@ -31,6 +31,10 @@ pub trait File: Send + Sync {
     fn sync(&self) -> io::Result<()>;
     /// The current length in bytes.
     fn len(&self) -> io::Result<u64>;
+    /// True if the file holds no byte.
+    fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
 }
 
 /// A held lock; dropping it releases the lock.

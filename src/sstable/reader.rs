@@ -316,7 +316,7 @@ impl TableIter {
         self.loaded && self.cursor.valid()
     }
 
-    pub fn next(&mut self) -> Result<()> {
+    pub fn advance(&mut self) -> Result<()> {
         if self.loaded {
             let r = self.cursor.advance(&self.block);
             r.map_err(|r| self.corrupt(r))?;
