@@ -51,8 +51,11 @@ pub mod limits {
     pub const VALUE_SIZE_BYTES_MAX: usize = 1 << 30;
     /// No WAL or manifest record may exceed this (one batch).
     pub const RECORD_SIZE_BYTES_MAX: usize = 2 << 30;
-    /// No SSTable block may exceed this.
-    pub const BLOCK_SIZE_BYTES_MAX: usize = 1 << 30;
+    /// No SSTable block may exceed this: room for one entry of the largest key and value (an
+    /// entry is never split across blocks) plus its encoding.
+    pub const BLOCK_SIZE_BYTES_MAX: usize = VALUE_SIZE_BYTES_MAX + KEY_SIZE_BYTES_MAX + (1 << 20);
+    /// Largest target block size an option may ask for.
+    pub const BLOCK_TARGET_BYTES_MAX: usize = 64 << 20;
 }
 
 impl Default for Options {
@@ -81,11 +84,11 @@ impl Options {
                 self.memtable_size_bytes
             ));
         }
-        if self.block_size_bytes < 64 || self.block_size_bytes > limits::BLOCK_SIZE_BYTES_MAX / 2 {
+        if self.block_size_bytes < 64 || self.block_size_bytes > limits::BLOCK_TARGET_BYTES_MAX {
             return bad(format!(
                 "block_size_bytes is {}, allowed 64..={}",
                 self.block_size_bytes,
-                limits::BLOCK_SIZE_BYTES_MAX / 2
+                limits::BLOCK_TARGET_BYTES_MAX
             ));
         }
         if self.block_restart_interval == 0 {

@@ -176,11 +176,15 @@ pub(crate) fn recover(env: Env, dir: &Path, opts: Options) -> Result<Recovered> 
             e => e,
         })?;
         let m = t.meta();
-        if m.entries != meta.entries || m.smallest != meta.smallest || m.largest != meta.largest {
+        if m != meta {
             return Err(Error::corruption(
                 &path,
                 0,
-                "table contents disagree with the manifest (entries or key range)",
+                format!(
+                    "table disagrees with the manifest: it holds {} entries in {} bytes, the \
+                     manifest says {} entries in {} bytes (or the key or sequence ranges differ)",
+                    m.entries, m.size_bytes, meta.entries, meta.size_bytes
+                ),
             ));
         }
         state.last_seq = state.last_seq.max(m.largest_seq);

@@ -6,7 +6,7 @@
 //! restart := u32 LE offset of an entry whose key is stored whole (shared = 0)
 //! num_restarts := u32 LE (at least 1)
 //! ```
-//! On disk every block is followed by a 4-byte trailer checksum (see `table.rs`).
+//! On disk every block is followed by a 4-byte trailer checksum (see `format.rs`).
 
 use crate::key::varint;
 use std::cmp::Ordering;

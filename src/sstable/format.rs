@@ -85,23 +85,27 @@ impl Footer {
             )));
         }
         let u64_at = |o: usize| u64::from_le_bytes(f[o..o + 8].try_into().expect("8 bytes"));
-        let crc = u32::from_le_bytes(f[68..72].try_into().expect("4 bytes"));
-        if crc32fast::hash(&f[0..68]) != crc {
-            if f[0..8] != TABLE_MAGIC {
-                return Err(corrupt("not a table: wrong magic number in footer".into()));
-            }
-            return Err(corrupt("footer checksum mismatch".into()));
-        }
         if f[0..8] != TABLE_MAGIC {
-            return Err(corrupt("wrong magic number in footer".into()));
+            return Err(corrupt("not a table: wrong magic number in footer".into()));
         }
+        // The version is read before the checksum: a newer format may lay out the rest
+        // differently.
         let version = u32::from_le_bytes(f[8..12].try_into().expect("4 bytes"));
-        if version != TABLE_FORMAT_VERSION {
+        if version > TABLE_FORMAT_VERSION {
             return Err(Error::UnsupportedVersion {
                 file: path.to_path_buf(),
                 found: version,
                 supported: TABLE_FORMAT_VERSION,
             });
+        }
+        let crc = u32::from_le_bytes(f[68..72].try_into().expect("4 bytes"));
+        if crc32fast::hash(&f[0..68]) != crc {
+            return Err(corrupt("footer checksum mismatch".into()));
+        }
+        if version != TABLE_FORMAT_VERSION {
+            return Err(corrupt(format!(
+                "footer names unknown format version {version}"
+            )));
         }
         let h = |i: usize| BlockHandle {
             offset: u64_at(20 + 16 * i),

@@ -87,6 +87,23 @@ impl Table {
             .ok_or_else(|| Error::corruption(path, footer.meta.offset, "malformed meta block"))?;
         t.read_block(footer.index, &mut buf)?;
         t.index = Self::decode_index(&buf, path, footer)?;
+        // The blocks are laid end to end: data, filter, meta, index, footer. No byte of the
+        // file lies outside a checksummed block.
+        let data_end = t.index.last().map_or(0, |e| {
+            e.handle.offset + e.handle.len + BLOCK_TRAILER_LEN as u64
+        });
+        let trailer = BLOCK_TRAILER_LEN as u64;
+        let contiguous = data_end == footer.filter.offset
+            && footer.filter.offset + footer.filter.len + trailer == footer.meta.offset
+            && footer.meta.offset + footer.meta.len + trailer == footer.index.offset
+            && footer.index.offset + footer.index.len + trailer == len - FOOTER_LEN as u64;
+        if !contiguous {
+            return Err(Error::corruption(
+                path,
+                len - FOOTER_LEN as u64,
+                "table blocks are not laid end to end (bytes outside any block)",
+            ));
+        }
         if t.index.is_empty() != (t.meta.entries == 0) {
             return Err(Error::corruption(
                 path,

@@ -181,10 +181,6 @@ pub fn check_file_header(data: &[u8], path: &Path, magic: [u8; 8], file_number: 
         ));
     }
     let h = &data[..FILE_HEADER_LEN];
-    let crc = u32::from_le_bytes([h[20], h[21], h[22], h[23]]);
-    if crc32fast::hash(&h[0..20]) != crc {
-        return Err(Error::corruption(path, 0, "file header checksum mismatch"));
-    }
     if h[0..8] != magic {
         return Err(Error::corruption(
             path,
@@ -192,13 +188,25 @@ pub fn check_file_header(data: &[u8], path: &Path, magic: [u8; 8], file_number: 
             "wrong magic number in file header",
         ));
     }
+    // The version is read before the checksum: a newer format may lay out the rest differently.
     let version = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
-    if version != LOG_FORMAT_VERSION {
+    if version > LOG_FORMAT_VERSION {
         return Err(Error::UnsupportedVersion {
             file: path.to_path_buf(),
             found: version,
             supported: LOG_FORMAT_VERSION,
         });
+    }
+    let crc = u32::from_le_bytes([h[20], h[21], h[22], h[23]]);
+    if crc32fast::hash(&h[0..20]) != crc {
+        return Err(Error::corruption(path, 0, "file header checksum mismatch"));
+    }
+    if version != LOG_FORMAT_VERSION {
+        return Err(Error::corruption(
+            path,
+            8,
+            format!("file header names unknown format version {version}"),
+        ));
     }
     let n = u64::from_le_bytes(h[12..20].try_into().expect("8 bytes"));
     if n != file_number {
@@ -270,7 +278,22 @@ pub fn replay(
     tail_allowed: bool,
     mut f: impl FnMut(u64, &[u8]) -> Result<()>,
 ) -> Result<LogEnd> {
-    check_file_header(data, path, magic, file_number)?;
+    if let Err(e) = check_file_header(data, path, magic, file_number) {
+        // The header of the newest log is written with its first records; a power loss may
+        // leave it torn. That is a torn tail at offset 0 unless a synced record follows.
+        let header_torn = data.len() < FILE_HEADER_LEN
+            || crc32fast::hash(&data[0..20])
+                != u32::from_le_bytes([data[20], data[21], data[22], data[23]]);
+        let torn =
+            tail_allowed && header_torn && later_synced_record(data, 0, file_number).is_none();
+        if torn {
+            return Ok(LogEnd::TornTail {
+                offset: 0,
+                reason: e.to_string(),
+            });
+        }
+        return Err(e);
+    }
     let mut pos = FILE_HEADER_LEN;
     while pos < data.len() {
         match parse_record(data, pos, file_number) {
@@ -427,6 +450,27 @@ mod tests {
         let (got, end) = read_log(&data).unwrap();
         assert!(got.is_empty());
         assert!(matches!(end, LogEnd::TornTail { .. }));
+    }
+
+    #[test]
+    fn a_torn_header_of_the_newest_log_is_an_empty_log() {
+        let data = write_log(&[vec![1u8; 10]], false);
+        for cut in 0..FILE_HEADER_LEN {
+            let (got, end) = read_log(&data[..cut]).unwrap();
+            assert!(got.is_empty());
+            assert!(matches!(end, LogEnd::TornTail { offset: 0, .. }));
+        }
+        let mut zeroed = data.clone();
+        zeroed[..FILE_HEADER_LEN].fill(0);
+        assert!(matches!(
+            read_log(&zeroed).unwrap().1,
+            LogEnd::TornTail { offset: 0, .. }
+        ));
+        // In a log that was synced whole, the same damage is corruption.
+        let r = replay(&zeroed, Path::new("t.wal"), WAL_MAGIC, 7, false, |_, _| {
+            Ok(())
+        });
+        assert!(r.unwrap_err().is_corruption());
     }
 
     #[test]
