@@ -8,6 +8,7 @@ use crate::key::{Kind, SEQ_MAX};
 use crate::manifest::ManifestWriter;
 use crate::memtable::{Found, Memtable};
 use crate::options::{Background, Options, WriteOptions};
+use crate::planted::{self, Bug};
 use crate::scan::Scan;
 use crate::sstable::reader::Probe;
 use crate::stats::{Counters, Stats};
@@ -419,10 +420,13 @@ impl Inner {
         let r = wal.writer.add_record(&parts);
         self.fail_on_err(r)?;
         Counters::add(&self.counters.wal_records, 1);
-        if group.iter().any(|p| p.sync) {
+        if group.iter().any(|p| p.sync) && !planted::active(Bug::AckBeforeWalSync) {
             // Durability point: without this fsync, an acknowledged write could be lost at a
             // power loss.
-            let r = wal.writer.sync();
+            let mut r = wal.writer.sync();
+            if r.is_err() && planted::active(Bug::RetryFailedFsync) {
+                r = wal.writer.sync();
+            }
             self.fail_on_err(r)?;
             Counters::add(&self.counters.wal_syncs, 1);
         }

@@ -7,6 +7,7 @@ use crate::key;
 use crate::manifest::VersionEdit;
 use crate::memtable::Memtable;
 use crate::options::Options;
+use crate::planted::{self, Bug};
 use crate::sstable::{Table, TableBuilder, TableMeta};
 use crate::stats::Counters;
 use crate::sync::{self, Arc, Ordering};
@@ -52,14 +53,21 @@ pub(crate) fn write_table(
             }
             None => last_user_key = Some(uk.to_vec()),
         }
+        if planted::active(Bug::DropTombstonesAtFlush)
+            && key::parse(ikey).is_some_and(|p| p.kind == key::Kind::Delete)
+        {
+            return;
+        }
         result = b.add(ikey, value);
     });
     result?;
     let meta: TableMeta = b.finish()?;
     // Durability point: without this directory fsync, the table's directory entry could vanish
     // at a power loss after the manifest named it.
-    fs.sync_dir(dir)
-        .map_err(|e| Error::io("sync_dir", dir, e))?;
+    if !planted::active(Bug::SkipTableDirSync) {
+        fs.sync_dir(dir)
+            .map_err(|e| Error::io("sync_dir", dir, e))?;
+    }
     let table = Table::open(fs, &path, number)?;
     debug_assert_eq!(table.meta().entries, meta.entries);
     Ok(Arc::new(table))
@@ -78,6 +86,10 @@ impl Inner {
             1 => sv.mem.wal_number(),
             n => sv.imms[n - 2].wal_number(),
         };
+        let wal = join(&self.dir, &wal_name(imm.wal_number()));
+        if planted::active(Bug::DeleteWalBeforeTableDurable) {
+            let _ = self.env.fs.remove_file(&wal);
+        }
         let table = if imm.is_empty() {
             None
         } else {
@@ -103,7 +115,6 @@ impl Inner {
         }
         Counters::add(&self.counters.flushes, 1);
         // The manifest no longer needs this WAL. A failed removal is retried at the next open.
-        let wal = join(&self.dir, &wal_name(imm.wal_number()));
         if self.env.fs.remove_file(&wal).is_err() {
             Counters::add(&self.counters.obsolete_file_errors, 1);
         }

@@ -43,6 +43,7 @@ pub mod key;
 pub mod manifest;
 pub mod memtable;
 pub mod options;
+pub mod planted;
 pub mod sstable;
 pub mod wal;
 

@@ -218,23 +218,22 @@ pub fn read_current(fs: &dyn Fs, dir: &Path) -> Result<u64> {
     let path = join(dir, CURRENT);
     let file = fs.open(&path).map_err(|e| Error::io("open", &path, e))?;
     let data = log::read_all(file.as_ref(), &path)?;
-    if data.len() < 8 || data[0..8] != CURRENT_MAGIC {
+    let magic_bits_off = data
+        .iter()
+        .chain(std::iter::repeat(&0u8))
+        .zip(CURRENT_MAGIC.iter())
+        .map(|(a, b)| (a ^ b).count_ones())
+        .sum::<u32>();
+    if magic_bits_off > 4 {
+        // Not a damaged sedimentdb magic: someone else's file.
         return Err(Error::NotADatabase {
             path: dir.to_path_buf(),
             reason: "its CURRENT file does not start with the sedimentdb magic".into(),
         });
     }
-    // The version is read before length and checksum: a newer format may differ in both.
-    if data.len() >= 12 {
-        let version = u32::from_le_bytes(data[8..12].try_into().expect("4 bytes"));
-        if version > CURRENT_FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion {
-                file: path,
-                found: version,
-                supported: CURRENT_FORMAT_VERSION,
-            });
-        }
-    }
+    // The layout (magic, version, manifest number, checksum) is the same in every format
+    // version, so length and checksum come first: a damaged version field is corruption, an
+    // intact newer one is unsupported.
     if data.len() != 24 {
         return Err(Error::corruption(
             &path,
@@ -243,16 +242,16 @@ pub fn read_current(fs: &dyn Fs, dir: &Path) -> Result<u64> {
         ));
     }
     let crc = u32::from_le_bytes(data[20..24].try_into().expect("4 bytes"));
-    if crc32fast::hash(&data[0..20]) != crc {
+    if crc32fast::hash(&data[0..20]) != crc || data[0..8] != CURRENT_MAGIC {
         return Err(Error::corruption(&path, 0, "CURRENT checksum mismatch"));
     }
     let version = u32::from_le_bytes(data[8..12].try_into().expect("4 bytes"));
     if version != CURRENT_FORMAT_VERSION {
-        return Err(Error::corruption(
-            &path,
-            8,
-            format!("CURRENT names unknown format version {version}"),
-        ));
+        return Err(Error::UnsupportedVersion {
+            file: path,
+            found: version,
+            supported: CURRENT_FORMAT_VERSION,
+        });
     }
     Ok(u64::from_le_bytes(
         data[12..20].try_into().expect("8 bytes"),

@@ -89,7 +89,25 @@ fn inspect(fs: &dyn Fs, dir: &Path, opts: &Options) -> Result<bool> {
     }
     let entries = list(fs, dir)?;
     if entries.iter().any(|(_, k)| *k == Some(FileKind::Current)) {
-        manifest::read_current(fs, dir)?;
+        let ours = entries.iter().any(|(_, k)| {
+            matches!(
+                k,
+                Some(FileKind::Manifest(_) | FileKind::Wal(_) | FileKind::Table(_))
+            )
+        });
+        match manifest::read_current(fs, dir) {
+            // Beside our own files, a CURRENT without our magic is damage, not a foreign file.
+            Err(Error::NotADatabase { .. }) if ours => {
+                return Err(Error::corruption(
+                    join(dir, CURRENT),
+                    0,
+                    "CURRENT lacks the sedimentdb magic, but the directory holds sedimentdb files",
+                ));
+            }
+            r => {
+                r?;
+            }
+        }
         if opts.error_if_exists {
             return Err(Error::InvalidArgument(format!(
                 "a database exists at {} and error_if_exists is set",

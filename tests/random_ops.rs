@@ -120,7 +120,7 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
                 db = open(&world).map_err(|e| ctx(format!("reopen after crash: {e}")))?;
                 let actual = snapshot(&db).map_err(|e| ctx(format!("scan after crash: {e}")))?;
                 model
-                    .recover(&actual)
+                    .recover(&actual, false)
                     .map_err(|e| ctx(format!("after crash: {e}")))?;
             }
         }

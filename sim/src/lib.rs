@@ -10,7 +10,7 @@ mod fs;
 pub mod model;
 
 pub use clock::SimClock;
-pub use fs::{SimFs, SimFsStats};
+pub use fs::{SimFs, SimFsStats, SyncFailure, PAGE_BYTES};
 
 use sedimentdb::Env;
 use std::sync::Arc;
@@ -39,4 +39,20 @@ impl Default for World {
     fn default() -> Self {
         World::new()
     }
+}
+
+pub mod exhaustive;
+pub mod runner;
+pub mod shrink;
+pub mod workload;
+
+#[cfg(feature = "planted-bugs")]
+pub use sedimentdb::planted::Bug;
+
+/// The bug planted on this thread, if any.
+#[cfg(feature = "planted-bugs")]
+pub fn planted_now() -> Option<sedimentdb::planted::Bug> {
+    sedimentdb::planted::Bug::ALL
+        .into_iter()
+        .find(|b| sedimentdb::planted::active(*b))
 }

@@ -103,13 +103,27 @@ impl Model {
     /// After a crash and reopen: finds the prefix of pending writes the database holds (each
     /// indeterminate write either applied or not), or says why none matches. On success the
     /// model becomes that state, all durable.
-    pub fn recover(&mut self, actual: &BTreeMap<Vec<u8>, Vec<u8>>) -> Result<Recovered, String> {
+    pub fn recover(
+        &mut self,
+        actual: &BTreeMap<Vec<u8>, Vec<u8>>,
+        keep_all_acked: bool,
+    ) -> Result<Recovered, String> {
         let mut state = self.durable.clone();
         let pending = self.pending.len();
         // Candidate states: for each prefix length, with indeterminate writes in or out. Only
         // the determinate writes count toward "kept"; an indeterminate write is tried both ways.
+        // With `keep_all_acked` (a process crash or clean reopen), every determinate write must
+        // be there; only the indeterminate ones may go either way.
+        let must_keep = if keep_all_acked {
+            self.pending
+                .iter()
+                .rposition(|w| !w.indeterminate)
+                .map_or(0, |i| i + 1)
+        } else {
+            0
+        };
         let mut candidates = vec![state.clone()];
-        if &state == actual {
+        if must_keep == 0 && &state == actual {
             return Ok(self.settle(actual, 0, pending));
         }
         for (i, w) in self.pending.iter().enumerate() {
@@ -128,12 +142,17 @@ impl Model {
                 }
                 apply(&mut state, &w.ops);
             }
-            if candidates.iter().any(|c| c == actual) {
+            if i + 1 >= must_keep && candidates.iter().any(|c| c == actual) {
                 return Ok(self.settle(actual, i + 1, pending));
             }
         }
+        let what = if keep_all_acked {
+            "the full list"
+        } else {
+            "no prefix"
+        };
         Err(format!(
-            "the recovered state ({} keys) equals no prefix of the {pending} writes pending since \
+            "the recovered state ({} keys) equals {what} of the {pending} writes pending since \
              the last durability point (durable state has {} keys); first difference from the \
              full acknowledged state: {}",
             actual.len(),

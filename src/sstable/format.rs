@@ -88,24 +88,19 @@ impl Footer {
         if f[0..8] != TABLE_MAGIC {
             return Err(corrupt("not a table: wrong magic number in footer".into()));
         }
-        // The version is read before the checksum: a newer format may lay out the rest
-        // differently.
+        // The footer's layout is the same in every format version, so the checksum is checked
+        // first: a damaged version field is corruption, an intact newer one is unsupported.
+        let crc = u32::from_le_bytes(f[68..72].try_into().expect("4 bytes"));
+        if crc32fast::hash(&f[0..68]) != crc {
+            return Err(corrupt("footer checksum mismatch".into()));
+        }
         let version = u32::from_le_bytes(f[8..12].try_into().expect("4 bytes"));
-        if version > TABLE_FORMAT_VERSION {
+        if version != TABLE_FORMAT_VERSION {
             return Err(Error::UnsupportedVersion {
                 file: path.to_path_buf(),
                 found: version,
                 supported: TABLE_FORMAT_VERSION,
             });
-        }
-        let crc = u32::from_le_bytes(f[68..72].try_into().expect("4 bytes"));
-        if crc32fast::hash(&f[0..68]) != crc {
-            return Err(corrupt("footer checksum mismatch".into()));
-        }
-        if version != TABLE_FORMAT_VERSION {
-            return Err(corrupt(format!(
-                "footer names unknown format version {version}"
-            )));
         }
         let h = |i: usize| BlockHandle {
             offset: u64_at(20 + 16 * i),

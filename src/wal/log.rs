@@ -188,25 +188,20 @@ pub fn check_file_header(data: &[u8], path: &Path, magic: [u8; 8], file_number: 
             "wrong magic number in file header",
         ));
     }
-    // The version is read before the checksum: a newer format may lay out the rest differently.
+    // The header's layout (magic, version, file number, checksum) is the same in every format
+    // version, so the checksum is checked first: a damaged version field is corruption, and an
+    // intact one that is newer than this build is an unsupported version.
+    let crc = u32::from_le_bytes([h[20], h[21], h[22], h[23]]);
+    if crc32fast::hash(&h[0..20]) != crc {
+        return Err(Error::corruption(path, 0, "file header checksum mismatch"));
+    }
     let version = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
-    if version > LOG_FORMAT_VERSION {
+    if version != LOG_FORMAT_VERSION {
         return Err(Error::UnsupportedVersion {
             file: path.to_path_buf(),
             found: version,
             supported: LOG_FORMAT_VERSION,
         });
-    }
-    let crc = u32::from_le_bytes([h[20], h[21], h[22], h[23]]);
-    if crc32fast::hash(&h[0..20]) != crc {
-        return Err(Error::corruption(path, 0, "file header checksum mismatch"));
-    }
-    if version != LOG_FORMAT_VERSION {
-        return Err(Error::corruption(
-            path,
-            8,
-            format!("file header names unknown format version {version}"),
-        ));
     }
     let n = u64::from_le_bytes(h[12..20].try_into().expect("8 bytes"));
     if n != file_number {
@@ -327,6 +322,25 @@ pub fn replay(
         }
     }
     Ok(LogEnd::Clean)
+}
+
+/// How many leading bytes of a log some intact record vouches were synced: damage below this is
+/// always reported as corruption by [`replay`]; damage at or past it may be taken for a torn
+/// tail. The simulator aims media corruption below it, since past it (the last records written
+/// before a crash) no log format can tell damage from a torn write.
+pub fn proven_synced_len(data: &[u8], file_number: u64) -> u64 {
+    let mut pos = FILE_HEADER_LEN;
+    let mut proven = 0u64;
+    while pos < data.len() {
+        match parse_record(data, pos, file_number) {
+            Ok(r) => {
+                proven = proven.max(r.synced_offset);
+                pos = r.next;
+            }
+            Err(_) => break,
+        }
+    }
+    proven
 }
 
 /// Finds an intact record after `damage` whose synced offset covers `damage`.

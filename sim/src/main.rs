@@ -1,0 +1,205 @@
+//! The simulator's command line.
+//!
+//! ```text
+//! sedimentdb-sim --seed 42            run one seed
+//! sedimentdb-sim --seeds 0..10000     run a range of seeds
+//! sedimentdb-sim --time 10m           run new seeds until the time is up
+//! sedimentdb-sim --seed 42 --shrink   shrink a failing seed and print a regression test
+//! sedimentdb-sim --seed 42 --plant AckBeforeWalSync   (with --features planted-bugs)
+//! ```
+
+use sedimentdb_sim::runner::{run_seed, RunSummary};
+use sedimentdb_sim::shrink::{regression_test, shrink};
+use sedimentdb_sim::workload::{generate, Knobs};
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+struct Args {
+    seeds: std::ops::Range<u64>,
+    time: Option<Duration>,
+    shrink: bool,
+    plant: Option<String>,
+    quiet: bool,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: sedimentdb-sim [--seed N | --seeds A..B | --time 30s|10m|1h] [--shrink] [--plant BUG] [--quiet]"
+    );
+    std::process::exit(2)
+}
+
+fn parse_duration(s: &str) -> Option<Duration> {
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
+    let n: u64 = n.parse().ok()?;
+    Some(Duration::from_secs(match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return None,
+    }))
+}
+
+fn parse() -> Args {
+    let mut a = Args {
+        seeds: 0..1,
+        time: None,
+        shrink: false,
+        plant: None,
+        quiet: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--seed" => {
+                let s: u64 = it
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or_else(|| usage());
+                a.seeds = s..s + 1;
+            }
+            "--seeds" => {
+                let r = it.next().unwrap_or_else(|| usage());
+                let (x, y) = r.split_once("..").unwrap_or_else(|| usage());
+                a.seeds =
+                    x.parse().unwrap_or_else(|_| usage())..y.parse().unwrap_or_else(|_| usage());
+            }
+            "--time" => {
+                a.time = Some(
+                    it.next()
+                        .and_then(|s| parse_duration(&s))
+                        .unwrap_or_else(|| usage()),
+                )
+            }
+            "--shrink" => a.shrink = true,
+            "--plant" => a.plant = Some(it.next().unwrap_or_else(|| usage())),
+            "--quiet" => a.quiet = true,
+            _ => usage(),
+        }
+    }
+    a
+}
+
+#[cfg(feature = "planted-bugs")]
+fn plant(name: &Option<String>) {
+    if let Some(n) = name {
+        let bug = sedimentdb_sim::Bug::ALL
+            .into_iter()
+            .find(|b| format!("{b:?}") == *n)
+            .unwrap_or_else(|| {
+                eprintln!("unknown bug {n}; known: {:?}", sedimentdb_sim::Bug::ALL);
+                std::process::exit(2)
+            });
+        sedimentdb::planted::plant(Some(bug));
+    }
+}
+
+#[cfg(not(feature = "planted-bugs"))]
+fn plant(name: &Option<String>) {
+    if name.is_some() {
+        eprintln!(
+            "--plant needs: cargo run --release -p sedimentdb-sim --features planted-bugs -- ..."
+        );
+        std::process::exit(2)
+    }
+}
+
+fn print_summary(total: &RunSummary, seeds: u64, failures: u64, elapsed: Duration) {
+    println!("== summary");
+    println!("seeds run:          {seeds}");
+    println!("elapsed:            {:.1} s", elapsed.as_secs_f64());
+    println!("steps:              {}", total.steps);
+    println!("db operations:      {}", total.ops);
+    println!("filesystem calls:   {}", total.fs_calls);
+    println!("crashes recovered:  {}", total.crashes_recovered);
+    println!("faults injected:");
+    for (k, v) in &total.injected {
+        println!("  {k:<30} {v}");
+    }
+    println!("faults met by the engine:");
+    for (k, v) in &total.met {
+        println!("  {k:<30} {v}");
+    }
+    println!("failures:           {failures}");
+}
+
+fn main() -> ExitCode {
+    let args = parse();
+    plant(&args.plant);
+    let start = Instant::now();
+    let mut total = RunSummary::default();
+    let (mut seeds, mut failures) = (0u64, 0u64);
+    let mut seed = args.seeds.start;
+    let mut last_progress = Instant::now();
+    loop {
+        match args.time {
+            Some(t) if start.elapsed() >= t => break,
+            None if seed >= args.seeds.end => break,
+            _ => {}
+        }
+        seeds += 1;
+        match run_seed(seed) {
+            Ok(s) => total.absorb(&s),
+            Err(f) => {
+                failures += 1;
+                eprintln!("\n{f}");
+                if args.shrink {
+                    let knobs = Knobs::for_seed(seed);
+                    let steps = generate(seed, &knobs);
+                    let (small, f2) = shrink(seed, &knobs, &steps, 3000);
+                    eprintln!(
+                        "\nshrunk from {} to {} steps; it still fails with:\n{f2}\n",
+                        steps.len(),
+                        small.len()
+                    );
+                    println!("{}", regression_test(seed, &knobs, &small, &f2));
+                }
+                if args.time.is_none() && args.seeds.end - args.seeds.start == 1 {
+                    break;
+                }
+            }
+        }
+        seed += 1;
+        if !args.quiet && last_progress.elapsed() >= Duration::from_millis(500) {
+            last_progress = Instant::now();
+            let bar = match args.time {
+                Some(t) => {
+                    let f = (start.elapsed().as_secs_f64() / t.as_secs_f64()).min(1.0);
+                    let n = (f * 30.0) as usize;
+                    format!(
+                        "[{}{}] {:>3.0}%",
+                        "#".repeat(n),
+                        ".".repeat(30 - n),
+                        f * 100.0
+                    )
+                }
+                None => {
+                    let span = (args.seeds.end - args.seeds.start).max(1) as f64;
+                    let f = (seed - args.seeds.start) as f64 / span;
+                    let n = (f * 30.0) as usize;
+                    format!(
+                        "[{}{}] {:>3.0}%",
+                        "#".repeat(n),
+                        ".".repeat(30 - n),
+                        f * 100.0
+                    )
+                }
+            };
+            eprint!(
+                "\r{bar} seeds {seeds} ops {} crashes {} failures {failures}   ",
+                total.ops, total.crashes_recovered
+            );
+            let _ = std::io::stderr().flush();
+        }
+    }
+    if !args.quiet {
+        eprintln!();
+    }
+    print_summary(&total, seeds, failures, start.elapsed());
+    if failures > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

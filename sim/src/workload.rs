@@ -1,0 +1,436 @@
+//! The seeded workload: a list of steps (operations and faults) drawn from one `u64` seed, with
+//! knobs drawn from the same seed (swarm testing: each seed gets its own mix).
+
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::fmt::Write as _;
+
+/// One step of a run. Keys are indices into the key space, values are made from the step's tag,
+/// so a step list prints as Rust (see [`Step::to_rust`]) and replays exactly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Put {
+        key: u32,
+        len: u32,
+        tag: u32,
+        sync: bool,
+    },
+    Delete {
+        key: u32,
+        sync: bool,
+    },
+    /// `(key, Some(len))` puts, `(key, None)` deletes.
+    Batch {
+        ops: Vec<(u32, Option<u32>)>,
+        tag: u32,
+        sync: bool,
+    },
+    Get {
+        key: u32,
+    },
+    Scan {
+        from: Option<u32>,
+        to: Option<u32>,
+    },
+    Sync,
+    Flush,
+    /// Clean close and reopen.
+    Reopen,
+    /// Power loss now, then reopen.
+    PowerLoss,
+    /// Process crash now (page cache survives), then reopen.
+    ProcessCrash,
+    /// The machine dies at the `calls`-th filesystem call from now (inside whatever runs then);
+    /// the crash is applied when the engine reports the failure.
+    CrashAfterCalls {
+        calls: u32,
+        power: bool,
+    },
+    /// The next fsync (of a file or directory) fails with EIO.
+    FailSync {
+        drop_pages: bool,
+    },
+    /// The next append fails with EIO after writing `prefix` bytes.
+    FailAppend {
+        prefix: u32,
+    },
+    /// Only `free_bytes` more bytes fit on the disk.
+    DiskFull {
+        free_bytes: u32,
+    },
+    /// The disk has room again.
+    SpaceReturns,
+    /// Flip one bit of durable data in the `file`-th eligible file at `offset` (modulo its
+    /// eligible length).
+    FlipBit {
+        file: u32,
+        offset: u32,
+        bit: u8,
+    },
+    /// The clock moves forward.
+    ClockForward {
+        ms: u64,
+    },
+    /// The clock jumps backward a little.
+    ClockBack {
+        ms: u64,
+    },
+}
+
+impl Step {
+    /// The step as a Rust expression.
+    pub fn to_rust(&self) -> String {
+        let b = |x: bool| if x { "true" } else { "false" };
+        match self {
+            Step::Put {
+                key,
+                len,
+                tag,
+                sync,
+            } => {
+                format!(
+                    "Step::Put {{ key: {key}, len: {len}, tag: {tag}, sync: {} }}",
+                    b(*sync)
+                )
+            }
+            Step::Delete { key, sync } => {
+                format!("Step::Delete {{ key: {key}, sync: {} }}", b(*sync))
+            }
+            Step::Batch { ops, tag, sync } => {
+                let mut s = String::from("vec![");
+                for (i, (k, v)) in ops.iter().enumerate() {
+                    if i > 0 {
+                        s.push_str(", ");
+                    }
+                    let _ = match v {
+                        Some(l) => write!(s, "({k}, Some({l}))"),
+                        None => write!(s, "({k}, None)"),
+                    };
+                }
+                s.push(']');
+                format!("Step::Batch {{ ops: {s}, tag: {tag}, sync: {} }}", b(*sync))
+            }
+            Step::Get { key } => format!("Step::Get {{ key: {key} }}"),
+            Step::Scan { from, to } => format!("Step::Scan {{ from: {from:?}, to: {to:?} }}"),
+            Step::Sync => "Step::Sync".into(),
+            Step::Flush => "Step::Flush".into(),
+            Step::Reopen => "Step::Reopen".into(),
+            Step::PowerLoss => "Step::PowerLoss".into(),
+            Step::ProcessCrash => "Step::ProcessCrash".into(),
+            Step::CrashAfterCalls { calls, power } => {
+                format!(
+                    "Step::CrashAfterCalls {{ calls: {calls}, power: {} }}",
+                    b(*power)
+                )
+            }
+            Step::FailSync { drop_pages } => {
+                format!("Step::FailSync {{ drop_pages: {} }}", b(*drop_pages))
+            }
+            Step::FailAppend { prefix } => format!("Step::FailAppend {{ prefix: {prefix} }}"),
+            Step::DiskFull { free_bytes } => {
+                format!("Step::DiskFull {{ free_bytes: {free_bytes} }}")
+            }
+            Step::SpaceReturns => "Step::SpaceReturns".into(),
+            Step::FlipBit { file, offset, bit } => {
+                format!("Step::FlipBit {{ file: {file}, offset: {offset}, bit: {bit} }}")
+            }
+            Step::ClockForward { ms } => format!("Step::ClockForward {{ ms: {ms} }}"),
+            Step::ClockBack { ms } => format!("Step::ClockBack {{ ms: {ms} }}"),
+        }
+    }
+
+    /// True for steps that inject a fault.
+    pub fn is_fault(&self) -> bool {
+        matches!(
+            self,
+            Step::PowerLoss
+                | Step::ProcessCrash
+                | Step::CrashAfterCalls { .. }
+                | Step::FailSync { .. }
+                | Step::FailAppend { .. }
+                | Step::DiskFull { .. }
+                | Step::FlipBit { .. }
+        )
+    }
+}
+
+/// The shape of a run: sizes, the engine's options and the rate of each step kind (relative
+/// weights; a weight of zero turns the kind off).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Knobs {
+    pub steps: usize,
+    pub keyspace: u32,
+    /// Value lengths: most up to `value_len_max`, one in `big_value_every` up to
+    /// `big_value_len_max` (past the block size).
+    pub value_len_max: u32,
+    pub big_value_every: u32,
+    pub big_value_len_max: u32,
+    pub memtable_size_bytes: usize,
+    pub block_size_bytes: usize,
+    pub w_put: u32,
+    pub w_delete: u32,
+    pub w_batch: u32,
+    pub w_get: u32,
+    pub w_scan: u32,
+    pub w_sync: u32,
+    pub w_flush: u32,
+    pub w_reopen: u32,
+    pub w_clock: u32,
+    pub w_power_loss: u32,
+    pub w_process_crash: u32,
+    pub w_crash_after_calls: u32,
+    pub w_fail_sync: u32,
+    pub w_fail_append: u32,
+    pub w_disk_full: u32,
+    pub w_bit_flip: u32,
+    /// Percent of writes that ask for sync.
+    pub sync_pct: u32,
+}
+
+impl Default for Knobs {
+    fn default() -> Self {
+        Knobs {
+            steps: 300,
+            keyspace: 64,
+            value_len_max: 64,
+            big_value_every: 20,
+            big_value_len_max: 3000,
+            memtable_size_bytes: 8 << 10,
+            block_size_bytes: 512,
+            w_put: 30,
+            w_delete: 10,
+            w_batch: 8,
+            w_get: 20,
+            w_scan: 5,
+            w_sync: 3,
+            w_flush: 3,
+            w_reopen: 2,
+            w_clock: 3,
+            w_power_loss: 2,
+            w_process_crash: 1,
+            w_crash_after_calls: 3,
+            w_fail_sync: 2,
+            w_fail_append: 1,
+            w_disk_full: 1,
+            w_bit_flip: 0,
+            sync_pct: 70,
+        }
+    }
+}
+
+fn below(rng: &mut ChaCha8Rng, n: u64) -> u64 {
+    if n == 0 {
+        0
+    } else {
+        rng.next_u64() % n
+    }
+}
+
+impl Knobs {
+    /// The knobs of `seed`: every seed gets its own mix (swarm testing), so that rare
+    /// combinations (a tiny key space with huge values, a fault-free run with many flushes, a
+    /// storm of fsync failures) all occur.
+    pub fn for_seed(seed: u64) -> Knobs {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6b6e_6f62_7300_0000);
+        let mut k = Knobs::default();
+        let pick = |rng: &mut ChaCha8Rng, xs: &[u64]| xs[below(rng, xs.len() as u64) as usize];
+        k.steps = 150 + below(&mut rng, 300) as usize;
+        k.keyspace = pick(&mut rng, &[3, 16, 64, 400, 5000]) as u32;
+        k.value_len_max = pick(&mut rng, &[0, 8, 64, 300]) as u32;
+        k.big_value_every = pick(&mut rng, &[0, 10, 40]) as u32;
+        k.big_value_len_max = pick(&mut rng, &[1000, 6000]) as u32;
+        k.memtable_size_bytes = pick(&mut rng, &[2 << 10, 8 << 10, 64 << 10]) as usize;
+        k.block_size_bytes = pick(&mut rng, &[64, 256, 1024, 4096]) as usize;
+        k.sync_pct = pick(&mut rng, &[0, 50, 90, 100]) as u32;
+        for w in [
+            &mut k.w_delete,
+            &mut k.w_batch,
+            &mut k.w_scan,
+            &mut k.w_flush,
+            &mut k.w_reopen,
+        ] {
+            *w = (*w * pick(&mut rng, &[0, 1, 1, 3]) as u32).min(30);
+        }
+        // Fault profile.
+        match below(&mut rng, 8) {
+            0 => {
+                // calm: no faults at all
+                k.w_power_loss = 0;
+                k.w_process_crash = 0;
+                k.w_crash_after_calls = 0;
+                k.w_fail_sync = 0;
+                k.w_fail_append = 0;
+                k.w_disk_full = 0;
+                k.w_bit_flip = 0;
+            }
+            1 => {
+                // crashes only, often
+                k.w_power_loss = 4;
+                k.w_crash_after_calls = 8;
+                k.w_fail_sync = 0;
+                k.w_fail_append = 0;
+                k.w_disk_full = 0;
+                k.w_bit_flip = 0;
+            }
+            2 => {
+                // fsync storms
+                k.w_fail_sync = 8;
+                k.w_power_loss = 3;
+            }
+            3 => {
+                // I/O errors and disk full
+                k.w_fail_append = 5;
+                k.w_disk_full = 4;
+            }
+            4 => {
+                // media corruption
+                k.w_bit_flip = 6;
+                k.w_flush = k.w_flush.max(5);
+            }
+            5 => k.w_bit_flip = 1, // everything, corruption included
+            _ => {}                // every fault but corruption, at the default rates
+        }
+        k
+    }
+}
+
+/// Draws the steps of a run.
+pub fn generate(seed: u64, k: &Knobs) -> Vec<Step> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let weights = [
+        k.w_put,
+        k.w_delete,
+        k.w_batch,
+        k.w_get,
+        k.w_scan,
+        k.w_sync,
+        k.w_flush,
+        k.w_reopen,
+        k.w_clock,
+        k.w_power_loss,
+        k.w_process_crash,
+        k.w_crash_after_calls,
+        k.w_fail_sync,
+        k.w_fail_append,
+        k.w_disk_full,
+        k.w_bit_flip,
+    ];
+    let total: u32 = weights.iter().sum();
+    let mut steps = Vec::with_capacity(k.steps);
+    let mut disk_full = false;
+    for i in 0..k.steps {
+        let tag = i as u32;
+        let key = |rng: &mut ChaCha8Rng| below(rng, u64::from(k.keyspace.max(1))) as u32;
+        let len = |rng: &mut ChaCha8Rng| {
+            if k.big_value_every > 0 && below(rng, u64::from(k.big_value_every)) == 0 {
+                below(rng, u64::from(k.big_value_len_max) + 1) as u32
+            } else {
+                below(rng, u64::from(k.value_len_max) + 1) as u32
+            }
+        };
+        let sync = |rng: &mut ChaCha8Rng| below(rng, 100) < u64::from(k.sync_pct);
+        if disk_full && below(&mut rng, 6) == 0 {
+            disk_full = false;
+            steps.push(Step::SpaceReturns);
+            continue;
+        }
+        let mut r = below(&mut rng, u64::from(total.max(1))) as u32;
+        let mut kind = 0;
+        for (j, w) in weights.iter().enumerate() {
+            if r < *w {
+                kind = j;
+                break;
+            }
+            r -= w;
+        }
+        let step = match kind {
+            0 => Step::Put {
+                key: key(&mut rng),
+                len: len(&mut rng),
+                tag,
+                sync: sync(&mut rng),
+            },
+            1 => Step::Delete {
+                key: key(&mut rng),
+                sync: sync(&mut rng),
+            },
+            2 => {
+                let n = 1 + below(&mut rng, 8);
+                let ops = (0..n)
+                    .map(|_| {
+                        let kk = key(&mut rng);
+                        let v = (below(&mut rng, 3) != 0).then(|| len(&mut rng));
+                        (kk, v)
+                    })
+                    .collect();
+                Step::Batch {
+                    ops,
+                    tag,
+                    sync: sync(&mut rng),
+                }
+            }
+            3 => Step::Get { key: key(&mut rng) },
+            4 => {
+                let a = (below(&mut rng, 4) != 0).then(|| key(&mut rng));
+                let b = (below(&mut rng, 4) != 0).then(|| key(&mut rng));
+                Step::Scan { from: a, to: b }
+            }
+            5 => Step::Sync,
+            6 => Step::Flush,
+            7 => Step::Reopen,
+            8 => match below(&mut rng, 10) {
+                0 => Step::ClockForward {
+                    ms: 3_600_000 * (1 + below(&mut rng, 24 * 21)),
+                },
+                1 => Step::ClockBack {
+                    ms: 1 + below(&mut rng, 5_000),
+                },
+                _ => Step::ClockForward {
+                    ms: 1 + below(&mut rng, 2_000),
+                },
+            },
+            9 => Step::PowerLoss,
+            10 => Step::ProcessCrash,
+            11 => Step::CrashAfterCalls {
+                calls: 1 + below(&mut rng, 60) as u32,
+                power: below(&mut rng, 4) != 0,
+            },
+            12 => Step::FailSync {
+                drop_pages: below(&mut rng, 2) == 0,
+            },
+            13 => Step::FailAppend {
+                prefix: if below(&mut rng, 2) == 0 {
+                    0
+                } else {
+                    below(&mut rng, 200) as u32
+                },
+            },
+            14 => {
+                disk_full = true;
+                Step::DiskFull {
+                    free_bytes: below(&mut rng, 20_000) as u32,
+                }
+            }
+            _ => Step::FlipBit {
+                file: below(&mut rng, 1000) as u32,
+                offset: rng.next_u64() as u32,
+                bit: below(&mut rng, 8) as u8,
+            },
+        };
+        steps.push(step);
+    }
+    steps
+}
+
+/// The bytes of key `k`.
+pub fn key_bytes(k: u32) -> Vec<u8> {
+    format!("key{k:06}").into_bytes()
+}
+
+/// The bytes of a value of `len` bytes for key `k` written by step `tag`.
+pub fn value_bytes(k: u32, tag: u32, len: u32) -> Vec<u8> {
+    let seed = k.wrapping_mul(2_654_435_761) ^ tag.wrapping_mul(40_503);
+    (0..len)
+        .map(|i| (seed.wrapping_add(i.wrapping_mul(31)) >> 3) as u8)
+        .collect()
+}

@@ -1,0 +1,62 @@
+//! The fixed seed set: every seed runs its own swarm-chosen workload with crashes, fsync
+//! failures, I/O errors, disk full and bit flips, checked against the model. Together they must
+//! inject every fault kind. Rerun one with `cargo run --release -p sedimentdb-sim -- --seed N`.
+use sedimentdb_sim::runner::{run_seed, RunSummary};
+
+/// Seeds per test function; four functions let the test harness use both cores.
+const SEEDS_PER_PART: u64 = 1000;
+
+fn run_part(part: u64) -> RunSummary {
+    let mut total = RunSummary::default();
+    for seed in part * SEEDS_PER_PART..(part + 1) * SEEDS_PER_PART {
+        match run_seed(seed) {
+            Ok(s) => total.absorb(&s),
+            Err(f) => panic!("{f}"),
+        }
+    }
+    total
+}
+
+fn assert_kinds(total: &RunSummary, kinds: &[&str]) {
+    for k in kinds {
+        assert!(
+            total.injected.get(*k).copied().unwrap_or(0) > 0,
+            "no {k:?} injected: {:?}",
+            total.injected
+        );
+    }
+    assert!(total.crashes_recovered > 100, "{total:?}");
+}
+
+const ALL_KINDS: &[&str] = &[
+    "power loss",
+    "process crash",
+    "crash point reached",
+    "fsync error (pages kept)",
+    "fsync error (pages dropped)",
+    "directory fsync error",
+    "write error",
+    "short write",
+    "disk full",
+    "bit flip",
+];
+
+#[test]
+fn seeds_0_to_999() {
+    assert_kinds(&run_part(0), ALL_KINDS);
+}
+
+#[test]
+fn seeds_1000_to_1999() {
+    assert_kinds(&run_part(1), ALL_KINDS);
+}
+
+#[test]
+fn seeds_2000_to_2999() {
+    assert_kinds(&run_part(2), ALL_KINDS);
+}
+
+#[test]
+fn seeds_3000_to_3999() {
+    assert_kinds(&run_part(3), ALL_KINDS);
+}
