@@ -6,18 +6,21 @@ use crate::env::{join, Env, FileLock};
 use crate::error::{Error, Result};
 use crate::key::{Kind, SEQ_MAX};
 use crate::manifest::ManifestWriter;
+use crate::manifest::NUM_LEVELS;
 use crate::memtable::{Found, Memtable};
 use crate::options::{Background, Options, WriteOptions};
 use crate::planted::{self, Bug};
-use crate::scan::Scan;
+use crate::scan::{RawScan, Scan};
 use crate::sstable::reader::Probe;
-use crate::stats::{Counters, Stats};
+use crate::sstable::Table;
+use crate::stats::{Counters, LevelStats, Stats};
 use crate::sync::{self, Arc, AtomicBool, AtomicU64, Condvar, Mutex, Ordering, RwLock};
+use crate::version::user_range;
 use crate::version::Version;
 use crate::wal::batch::{self, WriteBatch};
 use crate::wal::log::LogWriter;
 use std::collections::{BTreeMap, VecDeque};
-use std::ops::RangeBounds;
+use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
@@ -65,7 +68,10 @@ struct WriteQueue {
 
 #[derive(Default)]
 pub(crate) struct BgState {
+    /// Immutable memtables wait for the flush thread.
     pub pending: bool,
+    /// Level 0 or a level's size may be over its target.
+    pub compact_pending: bool,
     pub shutdown: bool,
 }
 
@@ -87,14 +93,22 @@ pub(crate) struct Inner {
     read_only: Mutex<Option<String>>,
     pub counters: Counters,
     closed: AtomicBool,
-    _lock: Box<dyn FileLock>,
+    /// Serializes compactions.
+    pub compact_mu: Mutex<()>,
+    /// Where the last compaction of each level ended.
+    pub compact_pointers: Mutex<[Vec<u8>; NUM_LEVELS]>,
+    /// Tables no version names any more, removed once no reader holds them.
+    pub obsolete: Mutex<Vec<Arc<Table>>>,
 }
 
 /// An open database. `Send + Sync`: share it between threads with an `Arc`; many threads may
 /// read while others write.
 pub struct Db {
     inner: Arc<Inner>,
-    bg_thread: Mutex<Option<JoinHandle<()>>>,
+    bg_threads: Mutex<Vec<JoinHandle<()>>>,
+    /// The directory lock: held by the `Db`, not by what outlives it (a `Scan`), so closing
+    /// releases it.
+    lock: Mutex<Option<Box<dyn FileLock>>>,
 }
 
 /// What recovery hands to `Db::start`.
@@ -143,23 +157,34 @@ impl Db {
             read_only: Mutex::new(None),
             counters: Counters::default(),
             closed: AtomicBool::new(false),
-            _lock: r.lock,
+            compact_mu: Mutex::new(()),
+            compact_pointers: Mutex::new(Default::default()),
+            obsolete: Mutex::new(Vec::new()),
         });
+        let lock = r.lock;
         Counters::add(&inner.counters.recovered_torn_bytes, r.torn_bytes);
-        let bg_thread = match inner.opts.background {
-            Background::Threads => {
+        let mut bg_threads = Vec::new();
+        if inner.opts.background == Background::Threads {
+            let mut spawn = |name: String, f: fn(&Inner)| -> Result<()> {
                 let i = inner.clone();
                 let h = std::thread::Builder::new()
-                    .name("sedimentdb-flush".into())
-                    .spawn(move || i.background_loop())
-                    .map_err(|e| Error::io("spawn flush thread for", &inner.dir, e))?;
-                Some(h)
+                    .name(name)
+                    .spawn(move || f(&i))
+                    .map_err(|e| Error::io("spawn background thread for", &inner.dir, e))?;
+                bg_threads.push(h);
+                Ok(())
+            };
+            spawn("sedimentdb-flush".into(), Inner::flush_loop)?;
+            for n in 0..inner.opts.compaction_threads {
+                spawn(format!("sedimentdb-compact-{n}"), Inner::compaction_loop)?;
             }
-            Background::Inline => None,
-        };
+            // Tables left over the targets by the last run get compacted now.
+            inner.signal_compaction();
+        }
         Ok(Db {
             inner,
-            bg_thread: Mutex::new(bg_thread),
+            bg_threads: Mutex::new(bg_threads),
+            lock: Mutex::new(Some(lock)),
         })
     }
 
@@ -201,6 +226,52 @@ impl Db {
         Scan::new(&self.inner, range)
     }
 
+    /// The raw view for replication and anti-entropy: like [`Db::scan`], but tombstones are
+    /// included, each with its deletion time.
+    pub fn scan_raw<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> RawScan {
+        RawScan::new(&self.inner, range)
+    }
+
+    /// Runs one unit of background work: flushes the oldest immutable memtable if one waits,
+    /// else runs one compaction if a level is over its target. Returns whether there was work.
+    /// With [`Background::Inline`] this is how an embedder (or the simulator's scheduler) runs
+    /// maintenance between operations.
+    pub fn maintenance_step(&self) -> Result<bool> {
+        self.inner.check_writable()?;
+        let r = self.inner.flush_one();
+        if self.inner.fail_on_err(r)? {
+            return Ok(true);
+        }
+        let r = self.inner.compact_step();
+        self.inner.fail_on_err(r)
+    }
+
+    /// Runs compactions until level 0 is under its trigger and every level is within its
+    /// target size.
+    pub fn compact(&self) -> Result<()> {
+        self.inner.check_writable()?;
+        loop {
+            let r = self.inner.compact_step();
+            if !self.inner.fail_on_err(r)? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Flushes the memtable, then compacts every table holding keys in `range` down to the
+    /// deepest level, dropping shadowed versions and the tombstones whose grace period has
+    /// passed. `compact_range(..)` is a full compaction.
+    pub fn compact_range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<()> {
+        self.flush()?;
+        let bound = |b: Bound<&K>| match b {
+            Bound::Included(k) | Bound::Excluded(k) => Some(k.as_ref().to_vec()),
+            Bound::Unbounded => None,
+        };
+        let (lo, hi) = (bound(range.start_bound()), bound(range.end_bound()));
+        let r = self.inner.compact_range(lo.as_deref(), hi.as_deref());
+        self.inner.fail_on_err(r)
+    }
+
     /// Every live entry, ascending: `scan(..)` without naming a key type.
     pub fn iter(&self) -> Scan {
         Scan::new::<&[u8], _>(&self.inner, ..)
@@ -229,7 +300,8 @@ impl Db {
             }
         }
         let r = self.inner.flush_all();
-        self.inner.fail_on_err(r)
+        self.inner.fail_on_err(r)?;
+        self.inner.after_flush()
     }
 
     /// A snapshot of the engine's counters and shape.
@@ -253,14 +325,17 @@ impl Db {
             self.inner.bg_cv.notify_all();
             self.inner.flushed.notify_all();
         }
-        if let Some(h) = sync::lock(&self.bg_thread).take() {
+        for h in std::mem::take(&mut *sync::lock(&self.bg_threads)) {
             let _ = h.join();
         }
-        if sync::lock(&self.inner.read_only).is_some() {
-            return Ok(());
-        }
-        let mut wal = sync::lock(&self.inner.wal);
-        wal.writer.sync()
+        let r = if sync::lock(&self.inner.read_only).is_some() {
+            Ok(())
+        } else {
+            sync::lock(&self.inner.wal).writer.sync()
+        };
+        self.inner.purge_obsolete();
+        sync::lock(&self.lock).take();
+        r
     }
 
     /// The directory this database lives in.
@@ -400,6 +475,7 @@ impl Inner {
         let mut wal = sync::lock(&self.wal);
         // A write that queued before the database went read-only must not be applied.
         self.check_writable()?;
+        self.throttle()?;
         let need_room = self.super_version().mem.size_bytes() >= self.opts.memtable_size_bytes;
         if need_room {
             let r = self.rotate(&mut wal, true);
@@ -493,7 +569,10 @@ impl Inner {
             *cur = Arc::new(next);
         }
         match self.opts.background {
-            Background::Inline => self.flush_all(),
+            Background::Inline => {
+                self.flush_all()?;
+                self.after_flush()
+            }
             Background::Threads => {
                 let mut bg = sync::lock(&self.bg);
                 bg.pending = true;
@@ -503,7 +582,59 @@ impl Inner {
         }
     }
 
-    fn background_loop(&self) {
+    /// After a flush: compact inline (under simulation), or wake the compaction threads.
+    pub(crate) fn after_flush(&self) -> Result<()> {
+        match self.opts.background {
+            Background::Inline => loop {
+                let r = self.compact_step();
+                if !self.fail_on_err(r)? {
+                    return Ok(());
+                }
+            },
+            Background::Threads => {
+                self.signal_compaction();
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) fn signal_compaction(&self) {
+        let mut bg = sync::lock(&self.bg);
+        bg.compact_pending = true;
+        self.bg_cv.notify_all();
+    }
+
+    /// Holds writers back while level 0 is too deep: at the slowdown trigger each write yields
+    /// once; at the stop trigger writers wait for a compaction. Never under `Inline`, where
+    /// compaction runs in the writer's thread.
+    fn throttle(&self) -> Result<()> {
+        if self.opts.background != Background::Threads {
+            return Ok(());
+        }
+        let l0 = |s: &Self| s.super_version().version.levels[0].len();
+        if l0(self) < self.opts.l0_slowdown_writes_trigger {
+            return Ok(());
+        }
+        let mut bg = sync::lock(&self.bg);
+        if l0(self) < self.opts.l0_stop_writes_trigger {
+            bg.compact_pending = true;
+            self.bg_cv.notify_all();
+            drop(bg);
+            sync::yield_now();
+            return Ok(());
+        }
+        while l0(self) >= self.opts.l0_stop_writes_trigger && !bg.shutdown {
+            if let Some(cause) = self.read_only_cause() {
+                return Err(Error::ReadOnly { cause });
+            }
+            bg.compact_pending = true;
+            self.bg_cv.notify_all();
+            bg = sync::wait(&self.flushed, bg);
+        }
+        Ok(())
+    }
+
+    fn flush_loop(&self) {
         loop {
             {
                 let mut bg = sync::lock(&self.bg);
@@ -519,7 +650,31 @@ impl Inner {
                 continue;
             }
             let r = self.flush_all();
-            let _ = self.fail_on_err(r);
+            if self.fail_on_err(r).is_ok() {
+                self.signal_compaction();
+            }
+        }
+    }
+
+    fn compaction_loop(&self) {
+        loop {
+            {
+                let mut bg = sync::lock(&self.bg);
+                while !bg.compact_pending && !bg.shutdown {
+                    bg = sync::wait(&self.bg_cv, bg);
+                }
+                if bg.shutdown {
+                    return;
+                }
+                bg.compact_pending = false;
+            }
+            while self.read_only_cause().is_none() && !self.closed() {
+                let r = self.compact_step();
+                match self.fail_on_err(r) {
+                    Ok(true) => continue,
+                    _ => break,
+                }
+            }
         }
     }
 
@@ -538,8 +693,16 @@ impl Inner {
         if let Some(f) = found {
             return Ok(into_value(f));
         }
-        for level in &sv.version.levels {
-            for t in level {
+        for (n, level) in sv.version.levels.iter().enumerate() {
+            // Level 0 tables may overlap: try each, newest first. Deeper levels hold at most one
+            // table whose range covers the key.
+            let candidates: &[Arc<Table>] = if n == 0 {
+                level
+            } else {
+                let i = level.partition_point(|t| user_range(t).1 < key);
+                level.get(i..(i + 1).min(level.len())).unwrap_or(&[])
+            };
+            for t in candidates {
                 if level_skips(t, key) {
                     continue;
                 }
@@ -579,13 +742,25 @@ impl Inner {
             obsolete_file_errors: Counters::get(&c.obsolete_file_errors),
             ..Stats::default()
         };
-        for t in sv.version.tables() {
-            let m = t.meta();
-            s.tables += 1;
-            s.table_bytes += m.size_bytes;
-            s.table_entries += m.entries;
-            s.table_tombstones += m.tombstones;
+        for level in &sv.version.levels {
+            let mut l = LevelStats::default();
+            for t in level {
+                let m = t.meta();
+                l.tables += 1;
+                l.bytes += m.size_bytes;
+                l.entries += m.entries;
+                l.tombstones += m.tombstones;
+            }
+            s.tables += l.tables;
+            s.table_bytes += l.bytes;
+            s.table_entries += l.entries;
+            s.table_tombstones += l.tombstones;
+            s.levels.push(l);
         }
+        s.compactions = Counters::get(&c.compactions);
+        s.tombstones_dropped = Counters::get(&c.tombstones_dropped);
+        s.bytes_reclaimed = Counters::get(&c.bytes_reclaimed);
+        s.obsolete_tables_pending = sync::lock(&self.obsolete).len();
         s
     }
 }

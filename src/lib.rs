@@ -47,6 +47,7 @@ pub mod planted;
 pub mod sstable;
 pub mod wal;
 
+mod compaction;
 mod db;
 mod flush;
 mod iter;
@@ -60,6 +61,6 @@ pub use db::Db;
 pub use env::{Clock, Env, File, FileLock, Fs, StdFs, SystemClock};
 pub use error::{Error, Result};
 pub use options::{Background, Options, WriteOptions};
-pub use scan::Scan;
-pub use stats::Stats;
+pub use scan::{RawEntry, RawScan, RawValue, Scan};
+pub use stats::{LevelStats, Stats};
 pub use wal::batch::WriteBatch;

@@ -41,6 +41,27 @@ pub struct Options {
     pub max_value_size_bytes: usize,
     /// How background work runs. Default [`Background::Threads`].
     pub background: Background,
+    /// Compaction threads under [`Background::Threads`]. Default 1: compactions run one at a
+    /// time (they share one lock), so more threads only help when a thread is parked.
+    pub compaction_threads: usize,
+    /// Level-0 tables that trigger a compaction into level 1. Default 4.
+    pub l0_compaction_trigger: usize,
+    /// Level-0 tables at which writers are slowed (each write yields briefly). Default 8.
+    pub l0_slowdown_writes_trigger: usize,
+    /// Level-0 tables at which writers wait for compaction. Default 12.
+    pub l0_stop_writes_trigger: usize,
+    /// Target size of level 1. Default 64 MiB.
+    pub level1_size_bytes: u64,
+    /// Each level's target is this many times the one above. Default 10.
+    pub level_size_multiplier: u64,
+    /// Target size of a table written by compaction. Default 32 MiB: large enough that a
+    /// level holds few tables, small enough that one compaction step stays short.
+    pub table_size_bytes: u64,
+    /// How long a tombstone must live before compaction may drop it. Default 10 days, as
+    /// Cassandra's `gc_grace_seconds`: long enough for replicas to learn of the delete through
+    /// anti-entropy. Zero allowed (drop at the first compaction into the last level holding
+    /// the key).
+    pub tombstone_grace: std::time::Duration,
 }
 
 /// Hard ceilings that options may not exceed: bounds applied to data read from disk too.
@@ -71,6 +92,14 @@ impl Default for Options {
             max_key_size_bytes: 64 << 10,
             max_value_size_bytes: 256 << 20,
             background: Background::Threads,
+            compaction_threads: 1,
+            l0_compaction_trigger: 4,
+            l0_slowdown_writes_trigger: 8,
+            l0_stop_writes_trigger: 12,
+            level1_size_bytes: 64 << 20,
+            level_size_multiplier: 10,
+            table_size_bytes: 32 << 20,
+            tombstone_grace: std::time::Duration::from_secs(10 * 24 * 3600),
         }
     }
 }
@@ -112,6 +141,30 @@ impl Options {
                 "max_value_size_bytes is {}, the maximum is {}",
                 self.max_value_size_bytes,
                 limits::VALUE_SIZE_BYTES_MAX
+            ));
+        }
+        if self.compaction_threads == 0 {
+            return bad("compaction_threads must be at least 1".into());
+        }
+        if self.l0_compaction_trigger == 0
+            || self.l0_slowdown_writes_trigger < self.l0_compaction_trigger
+            || self.l0_stop_writes_trigger < self.l0_slowdown_writes_trigger
+        {
+            return bad(format!(
+                "level-0 triggers must satisfy 1 <= compaction ({}) <= slowdown ({}) <= stop ({})",
+                self.l0_compaction_trigger,
+                self.l0_slowdown_writes_trigger,
+                self.l0_stop_writes_trigger
+            ));
+        }
+        if self.level_size_multiplier < 2
+            || self.level1_size_bytes < 1024
+            || self.table_size_bytes < 1024
+        {
+            return bad(format!(
+                "level_size_multiplier must be at least 2 (is {}), level1_size_bytes and \
+                 table_size_bytes at least 1024 (are {} and {})",
+                self.level_size_multiplier, self.level1_size_bytes, self.table_size_bytes
             ));
         }
         if self.max_immutable_memtables == 0 {

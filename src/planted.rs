@@ -20,17 +20,29 @@ pub enum Bug {
     RetryFailedFsync,
     /// Skip checksum verification when reading table blocks.
     SkipReadChecksum,
+    /// Compaction drops expired-or-not tombstones, ignoring the grace period.
+    DropTombstonesIgnoringGrace,
+    /// Compaction drops expired tombstones at any level, though older versions may lie deeper.
+    DropTombstonesAtNonBottomLevel,
+    /// Compaction deletes its input tables before its manifest edit is durable.
+    DeleteInputsBeforeManifestDurable,
+    /// Compaction keeps the oldest version of a key instead of the newest.
+    PreferOlderVersion,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 6] = [
+    pub const ALL: [Bug; 10] = [
         Bug::AckBeforeWalSync,
         Bug::SkipTableDirSync,
         Bug::DeleteWalBeforeTableDurable,
         Bug::DropTombstonesAtFlush,
         Bug::RetryFailedFsync,
         Bug::SkipReadChecksum,
+        Bug::DropTombstonesIgnoringGrace,
+        Bug::DropTombstonesAtNonBottomLevel,
+        Bug::DeleteInputsBeforeManifestDurable,
+        Bug::PreferOlderVersion,
     ];
 }
 

@@ -1,4 +1,4 @@
-//! `Scan`: the iterator returned by `Db::scan`, a consistent snapshot of a key range.
+//! `Scan` and `RawScan`: iterators over a consistent snapshot of a key range.
 
 use crate::db::{Inner, SuperVersion};
 use crate::error::{Error, Result};
@@ -8,9 +8,11 @@ use crate::sstable::TableIter;
 use crate::sync::{Arc, Ordering};
 use std::ops::{Bound, RangeBounds};
 
-/// Iterator over live `(key, value)` pairs in ascending key order. Yields `Err` once and then
-/// ends if reading fails (an I/O error or corruption).
-pub struct Scan {
+/// A key's newest visible version: key, kind, and the value or 8-byte deletion time.
+type Version = (Vec<u8>, Kind, Vec<u8>);
+
+/// The newest version of each key in range, tombstones included.
+struct Core {
     merge: MergingIter,
     seq: u64,
     end: Bound<Vec<u8>>,
@@ -20,8 +22,9 @@ pub struct Scan {
     has_last: bool,
     done: bool,
     pending_error: Option<Error>,
-    /// Keeps the memtables and tables of the snapshot alive.
-    _sv: Arc<SuperVersion>,
+    /// Keeps the memtables and tables of the snapshot alive; dropped before `inner` purges.
+    sv: Option<Arc<SuperVersion>>,
+    inner: Arc<Inner>,
 }
 
 fn owned(b: Bound<&impl AsRef<[u8]>>) -> Bound<Vec<u8>> {
@@ -32,8 +35,8 @@ fn owned(b: Bound<&impl AsRef<[u8]>>) -> Bound<Vec<u8>> {
     }
 }
 
-impl Scan {
-    pub(crate) fn new<K: AsRef<[u8]>, R: RangeBounds<K>>(inner: &Inner, range: R) -> Scan {
+impl Core {
+    fn new<K: AsRef<[u8]>, R: RangeBounds<K>>(inner: &Arc<Inner>, range: R) -> Core {
         let seq = inner.visible_seq.load(Ordering::Acquire);
         let sv = inner.super_version();
         let mut sources = vec![Source::Mem(MemSource::new(sv.mem.clone()))];
@@ -47,12 +50,8 @@ impl Scan {
                 .tables()
                 .map(|t| Source::Table(Box::new(TableIter::new(t.clone())))),
         );
-        let pending_error = if inner.closed() {
-            Some(Error::Closed)
-        } else {
-            None
-        };
-        Scan {
+        let pending_error = inner.closed().then_some(Error::Closed);
+        Core {
             merge: MergingIter::new(sources),
             seq,
             start: owned(range.start_bound()),
@@ -62,7 +61,8 @@ impl Scan {
             has_last: false,
             done: false,
             pending_error,
-            _sv: sv,
+            sv: Some(sv),
+            inner: inner.clone(),
         }
     }
 
@@ -90,7 +90,8 @@ impl Scan {
         }
     }
 
-    fn step(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+    /// The next key's newest visible version: (key, kind, value or deletion time).
+    fn step(&mut self) -> Result<Option<Version>> {
         if !self.started {
             self.start()?;
         }
@@ -109,23 +110,14 @@ impl Scan {
             self.last_user_key.clear();
             self.last_user_key.extend_from_slice(p.user_key);
             self.has_last = true;
-            let out = match p.kind {
-                Kind::Put => Some((p.user_key.to_vec(), self.merge.value().to_vec())),
-                Kind::Delete => None,
-            };
+            let out = (p.user_key.to_vec(), p.kind, self.merge.value().to_vec());
             self.merge.advance()?;
-            if out.is_some() {
-                return Ok(out);
-            }
+            return Ok(Some(out));
         }
         Ok(None)
     }
-}
 
-impl Iterator for Scan {
-    type Item = Result<(Vec<u8>, Vec<u8>)>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+    fn next_entry(&mut self) -> Option<Result<Version>> {
         if self.done {
             return None;
         }
@@ -134,7 +126,7 @@ impl Iterator for Scan {
             return Some(Err(e));
         }
         match self.step() {
-            Ok(Some(kv)) => Some(Ok(kv)),
+            Ok(Some(e)) => Some(Ok(e)),
             Ok(None) => {
                 self.done = true;
                 None
@@ -144,5 +136,92 @@ impl Iterator for Scan {
                 Some(Err(e))
             }
         }
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        // Release the snapshot, then remove the files of tables only it was holding.
+        self.merge = MergingIter::new(Vec::new());
+        self.sv = None;
+        self.inner.purge_obsolete();
+    }
+}
+
+/// Iterator over live `(key, value)` pairs in ascending key order. Yields `Err` once and then
+/// ends if reading fails (an I/O error or corruption).
+pub struct Scan {
+    core: Core,
+}
+
+impl Scan {
+    pub(crate) fn new<K: AsRef<[u8]>, R: RangeBounds<K>>(inner: &Arc<Inner>, range: R) -> Scan {
+        Scan {
+            core: Core::new(inner, range),
+        }
+    }
+}
+
+impl Iterator for Scan {
+    type Item = Result<(Vec<u8>, Vec<u8>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match self.core.next_entry()? {
+                Ok((k, Kind::Put, v)) => return Some(Ok((k, v))),
+                Ok((_, Kind::Delete, _)) => continue,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
+/// What the raw view holds for a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawValue {
+    /// The key's value.
+    Put(Vec<u8>),
+    /// The key was deleted at this wall-clock time (milliseconds since the Unix epoch).
+    Tombstone { deleted_at_ms: u64 },
+}
+
+/// One entry of the raw view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawEntry {
+    pub key: Vec<u8>,
+    pub value: RawValue,
+}
+
+/// Iterator over the raw view: the newest version of each key in range, tombstones included.
+pub struct RawScan {
+    core: Core,
+}
+
+impl RawScan {
+    pub(crate) fn new<K: AsRef<[u8]>, R: RangeBounds<K>>(inner: &Arc<Inner>, range: R) -> RawScan {
+        RawScan {
+            core: Core::new(inner, range),
+        }
+    }
+}
+
+impl Iterator for RawScan {
+    type Item = Result<RawEntry>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        Some(self.core.next_entry()?.and_then(|(key, kind, v)| {
+            let value = match kind {
+                Kind::Put => RawValue::Put(v),
+                Kind::Delete => {
+                    let t: [u8; 8] = v.as_slice().try_into().map_err(|_| {
+                        Error::corruption("<scan>", 0, "tombstone without its 8-byte deletion time")
+                    })?;
+                    RawValue::Tombstone {
+                        deleted_at_ms: u64::from_le_bytes(t),
+                    }
+                }
+            };
+            Ok(RawEntry { key, value })
+        }))
     }
 }

@@ -42,6 +42,26 @@ pub struct Stats {
     pub read_only_cause: Option<String>,
     /// Obsolete files whose removal failed (they are retried at the next open).
     pub obsolete_file_errors: u64,
+    /// Per level: tables, bytes, entries and tombstones.
+    pub levels: Vec<LevelStats>,
+    /// Compactions run.
+    pub compactions: u64,
+    /// Tombstones compaction dropped (their grace period had passed and no older version could
+    /// remain).
+    pub tombstones_dropped: u64,
+    /// Bytes compaction reclaimed: input bytes minus output bytes, summed.
+    pub bytes_reclaimed: u64,
+    /// Tables replaced by compaction whose files wait for their last reader.
+    pub obsolete_tables_pending: usize,
+}
+
+/// The shape of one level.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LevelStats {
+    pub tables: usize,
+    pub bytes: u64,
+    pub entries: u64,
+    pub tombstones: u64,
 }
 
 /// The atomic counters behind [`Stats`].
@@ -56,6 +76,9 @@ pub(crate) struct Counters {
     pub filter_false_positives: AtomicU64,
     pub recovered_torn_bytes: AtomicU64,
     pub obsolete_file_errors: AtomicU64,
+    pub compactions: AtomicU64,
+    pub tombstones_dropped: AtomicU64,
+    pub bytes_reclaimed: AtomicU64,
 }
 
 impl Counters {

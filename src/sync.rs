@@ -20,3 +20,8 @@ pub(crate) fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 pub(crate) fn wait<'a, T>(c: &Condvar, g: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
     c.wait(g).unwrap_or_else(|e| e.into_inner())
 }
+
+/// Lets other threads run (used to slow writers down).
+pub(crate) fn yield_now() {
+    std::thread::yield_now();
+}

@@ -44,12 +44,12 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
                 b.put(&k, &v);
                 db.write(b, &WriteOptions { sync })
                     .map_err(|e| ctx(format!("put: {e}")))?;
-                model.ack(vec![Op::Put(k, v)], sync);
+                model.ack(vec![Op::Put(k, v)], sync, 0);
             }
             40..=54 => {
                 let k = key(&mut rng);
                 db.delete(&k).map_err(|e| ctx(format!("delete: {e}")))?;
-                model.ack(vec![Op::Delete(k)], true);
+                model.ack(vec![Op::Delete(k)], true, 0);
             }
             55..=62 => {
                 let mut b = WriteBatch::new();
@@ -68,7 +68,7 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
                 let sync = pick(&mut rng, 2) == 0;
                 db.write(b, &WriteOptions { sync })
                     .map_err(|e| ctx(format!("batch: {e}")))?;
-                model.ack(ops, sync);
+                model.ack(ops, sync, 0);
             }
             63..=79 => {
                 let k = key(&mut rng);

@@ -17,28 +17,41 @@ pub struct Write {
     pub ops: Vec<Op>,
     /// True if the call returned an error: it may or may not have happened.
     pub indeterminate: bool,
+    /// The clock when it was written: the deletion time of its tombstones.
+    pub time_ms: u64,
+}
+
+/// Keys and values, plus the deletion time of each key whose newest write is a delete.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct State {
+    kv: BTreeMap<Vec<u8>, Vec<u8>>,
+    tombs: BTreeMap<Vec<u8>, u64>,
+}
+
+impl State {
+    fn apply(&mut self, w: &Write) {
+        for op in &w.ops {
+            match op {
+                Op::Put(k, v) => {
+                    self.kv.insert(k.clone(), v.clone());
+                    self.tombs.remove(k);
+                }
+                Op::Delete(k) => {
+                    self.kv.remove(k);
+                    self.tombs.insert(k.clone(), w.time_ms);
+                }
+            }
+        }
+    }
 }
 
 /// The model: the state at the last point known durable, plus the writes acknowledged since.
 #[derive(Debug, Clone, Default)]
 pub struct Model {
-    durable: BTreeMap<Vec<u8>, Vec<u8>>,
+    durable: State,
     pending: Vec<Write>,
     /// The acknowledged state (durable plus every determinate pending write).
-    current: BTreeMap<Vec<u8>, Vec<u8>>,
-}
-
-fn apply(state: &mut BTreeMap<Vec<u8>, Vec<u8>>, ops: &[Op]) {
-    for op in ops {
-        match op {
-            Op::Put(k, v) => {
-                state.insert(k.clone(), v.clone());
-            }
-            Op::Delete(k) => {
-                state.remove(k);
-            }
-        }
-    }
+    current: State,
 }
 
 /// What the check after a crash found.
@@ -55,13 +68,16 @@ impl Model {
         Model::default()
     }
 
-    /// Records an acknowledged write. `durable` is true if it was synced when acknowledged.
-    pub fn ack(&mut self, ops: Vec<Op>, durable: bool) {
-        apply(&mut self.current, &ops);
-        self.pending.push(Write {
+    /// Records an acknowledged write made when the clock read `time_ms`. `durable` is true if
+    /// it was synced when acknowledged.
+    pub fn ack(&mut self, ops: Vec<Op>, durable: bool, time_ms: u64) {
+        let w = Write {
             ops,
             indeterminate: false,
-        });
+            time_ms,
+        };
+        self.current.apply(&w);
+        self.pending.push(w);
         if durable {
             self.mark_durable();
         }
@@ -69,10 +85,11 @@ impl Model {
 
     /// Records a write whose call failed: after recovery it is either wholly there or absent.
     /// Until then reads may see it or not, so the model keeps it apart from `current`.
-    pub fn failed(&mut self, ops: Vec<Op>) {
+    pub fn failed(&mut self, ops: Vec<Op>, time_ms: u64) {
         self.pending.push(Write {
             ops,
             indeterminate: true,
+            time_ms,
         });
     }
 
@@ -88,11 +105,16 @@ impl Model {
 
     /// The acknowledged state.
     pub fn state(&self) -> &BTreeMap<Vec<u8>, Vec<u8>> {
-        &self.current
+        &self.current.kv
+    }
+
+    /// Keys whose newest acknowledged write is a delete, with its time.
+    pub fn tombstones(&self) -> &BTreeMap<Vec<u8>, u64> {
+        &self.current.tombs
     }
 
     pub fn get(&self, key: &[u8]) -> Option<&Vec<u8>> {
-        self.current.get(key)
+        self.current.kv.get(key)
     }
 
     /// Writes acknowledged since the last durability point.
@@ -108,10 +130,19 @@ impl Model {
         actual: &BTreeMap<Vec<u8>, Vec<u8>>,
         keep_all_acked: bool,
     ) -> Result<Recovered, String> {
-        let mut state = self.durable.clone();
+        self.recover_with(actual, keep_all_acked, |_| true)
+    }
+
+    /// Like [`Model::recover`], with a further test of each candidate's tombstones (the keys
+    /// deleted, with their deletion times), which the key-value state alone cannot tell apart:
+    /// a delete of an absent key changes nothing a scan sees.
+    pub fn recover_with(
+        &mut self,
+        actual: &BTreeMap<Vec<u8>, Vec<u8>>,
+        keep_all_acked: bool,
+        tombs_ok: impl Fn(&BTreeMap<Vec<u8>, u64>) -> bool,
+    ) -> Result<Recovered, String> {
         let pending = self.pending.len();
-        // Candidate states: for each prefix length, with indeterminate writes in or out. Only
-        // the determinate writes count toward "kept"; an indeterminate write is tried both ways.
         // With `keep_all_acked` (a process crash or clean reopen), every determinate write must
         // be there; only the indeterminate ones may go either way.
         let must_keep = if keep_all_acked {
@@ -122,28 +153,35 @@ impl Model {
         } else {
             0
         };
-        let mut candidates = vec![state.clone()];
-        if must_keep == 0 && &state == actual {
-            return Ok(self.settle(actual, 0, pending));
+        // Candidate states: for each prefix length, with indeterminate writes in or out.
+        let mut candidates = vec![self.durable.clone()];
+        if must_keep == 0 && &self.durable.kv == actual && tombs_ok(&self.durable.tombs) {
+            let s = self.durable.clone();
+            return Ok(self.settle(s, 0, pending));
         }
         for (i, w) in self.pending.iter().enumerate() {
             if w.indeterminate {
                 let mut with = Vec::new();
                 for c in &candidates {
                     let mut c2 = c.clone();
-                    apply(&mut c2, &w.ops);
+                    c2.apply(w);
                     with.push(c2);
                 }
                 candidates.extend(with);
                 candidates.truncate(64);
             } else {
                 for c in &mut candidates {
-                    apply(c, &w.ops);
+                    c.apply(w);
                 }
-                apply(&mut state, &w.ops);
             }
-            if i + 1 >= must_keep && candidates.iter().any(|c| c == actual) {
-                return Ok(self.settle(actual, i + 1, pending));
+            if i + 1 >= must_keep {
+                if let Some(c) = candidates
+                    .iter()
+                    .find(|c| &c.kv == actual && tombs_ok(&c.tombs))
+                {
+                    let c = c.clone();
+                    return Ok(self.settle(c, i + 1, pending));
+                }
             }
         }
         let what = if keep_all_acked {
@@ -156,19 +194,14 @@ impl Model {
              the last durability point (durable state has {} keys); first difference from the \
              full acknowledged state: {}",
             actual.len(),
-            self.durable.len(),
-            first_difference(&self.current, actual)
+            self.durable.kv.len(),
+            first_difference(&self.current.kv, actual)
         ))
     }
 
-    fn settle(
-        &mut self,
-        actual: &BTreeMap<Vec<u8>, Vec<u8>>,
-        kept: usize,
-        pending: usize,
-    ) -> Recovered {
-        self.durable = actual.clone();
-        self.current = actual.clone();
+    fn settle(&mut self, s: State, kept: usize, pending: usize) -> Recovered {
+        self.durable = s.clone();
+        self.current = s;
         self.pending.clear();
         Recovered { kept, pending }
     }

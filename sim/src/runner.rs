@@ -6,7 +6,7 @@ use crate::workload::{key_bytes, value_bytes, Knobs, Step};
 use crate::{SyncFailure, World};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sedimentdb::{Background, Db, Error, Options, WriteBatch, WriteOptions};
+use sedimentdb::{Background, Db, Error, Options, RawValue, Scan, WriteBatch, WriteOptions};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
@@ -131,10 +131,18 @@ struct Runner {
     planted: Option<String>,
     /// Writes refused in a row because the database went read-only.
     refused: u32,
+    /// A scan held open across other steps, and the state it must return.
+    held: Option<(Scan, Entries)>,
+    grace_ms: u64,
+    /// The latest the clock has read: a compaction may have dropped a tombstone then, before a
+    /// backward jump.
+    clock_high: u64,
 }
 
 /// A result whose error is a contract violation.
 pub type Checked<T> = Result<T, Box<Failure>>;
+
+type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Decides what survives a power loss: a seeded RNG, or a script of choices (for enumerating
 /// every crash state).
@@ -183,6 +191,12 @@ pub fn run_steps_with(
         memtable_size_bytes: knobs.memtable_size_bytes,
         block_size_bytes: knobs.block_size_bytes,
         background: Background::Inline,
+        l0_compaction_trigger: knobs.l0_compaction_trigger,
+        l0_slowdown_writes_trigger: knobs.l0_compaction_trigger.max(8),
+        l0_stop_writes_trigger: knobs.l0_compaction_trigger.max(12),
+        level1_size_bytes: knobs.level1_size_bytes,
+        table_size_bytes: knobs.table_size_bytes,
+        tombstone_grace: std::time::Duration::from_millis(knobs.tombstone_grace_ms),
         ..Options::default()
     };
     let mut r = Runner {
@@ -200,6 +214,9 @@ pub fn run_steps_with(
         op: "open".into(),
         planted: planted_name(),
         refused: 0,
+        held: None,
+        grace_ms: knobs.tombstone_grace_ms,
+        clock_high: 0,
     };
     let result = r.drive(steps);
     (result, r.chooser)
@@ -285,6 +302,10 @@ impl Runner {
         })
     }
 
+    fn now(&self) -> u64 {
+        sedimentdb::Clock::now_ms(&*self.world.clock)
+    }
+
     fn met(&mut self, what: &str) {
         *self.summary.met.entry(what.to_string()).or_default() += 1;
     }
@@ -318,6 +339,7 @@ impl Runner {
                 // As an application would: reopen to recover from what is on disk.
                 self.refused = 0;
                 self.met("reopened after read-only");
+                self.held = None;
                 let db = self.db.take().expect("open");
                 if db.close().is_err() && self.world.fs.is_dead() {
                     return self.crash_now(None);
@@ -372,17 +394,20 @@ impl Runner {
 
     fn open(&mut self, mut kind: CrashKind) -> Checked<Flow> {
         let mut attempts = 0;
-        let (db, actual) = loop {
+        let (db, actual, raw) = loop {
             attempts += 1;
             self.summary.ops += 1;
             let e = match Db::open_with(self.world.env(), DB_DIR, self.opts.clone()) {
-                Ok(db) => match snapshot(&db) {
-                    Ok(actual) => break (db, actual),
-                    Err(e) => {
-                        drop(db);
-                        e
+                Ok(db) => {
+                    let raw: Result<Vec<_>, _> = db.scan_raw::<&[u8], _>(..).collect();
+                    match (snapshot(&db), raw) {
+                        (Ok(actual), Ok(raw)) => break (db, actual, raw),
+                        (Err(e), _) | (_, Err(e)) => {
+                            drop(db);
+                            e
+                        }
                     }
-                },
+                }
                 Err(e) => e,
             };
             if attempts > 6 {
@@ -410,7 +435,23 @@ impl Runner {
             }
         };
         let keep_all = kind != CrashKind::Power;
-        if let Err(msg) = self.model.recover(&actual, keep_all) {
+        let raw_tombs: BTreeMap<Vec<u8>, u64> = raw
+            .into_iter()
+            .filter_map(|e| match e.value {
+                RawValue::Tombstone { deleted_at_ms } => Some((e.key, deleted_at_ms)),
+                RawValue::Put(_) => None,
+            })
+            .collect();
+        let (now, high, grace) = (self.now(), self.clock_high, self.grace_ms);
+        // The engine's tombstones are the candidate's, less those past their grace period,
+        // which a compaction may have dropped.
+        let tombs_ok = |want: &BTreeMap<Vec<u8>, u64>| {
+            raw_tombs.iter().all(|(k, t)| want.get(k) == Some(t))
+                && want.iter().all(|(k, t)| {
+                    raw_tombs.contains_key(k) || high.max(now) >= t.saturating_add(grace)
+                })
+        };
+        if let Err(msg) = self.model.recover_with(&actual, keep_all, tombs_ok) {
             return Err(self.fail(
                 match kind {
                     CrashKind::Power => {
@@ -471,18 +512,94 @@ impl Runner {
 
     fn write(&mut self, b: WriteBatch, ops: Vec<Op>, sync: bool) -> Checked<Flow> {
         self.summary.ops += 1;
+        let time = sedimentdb::Clock::now_ms(&*self.world.clock);
         match self.db().write(b, &WriteOptions { sync }) {
             Ok(()) => {
-                self.model.ack(ops, sync);
+                self.model.ack(ops, sync, time);
                 Ok(Flow::Continue)
             }
             Err(e @ Error::ReadOnly { .. }) => self.on_error(e, "write"),
             Err(e) => {
                 // The write may or may not have reached the disk.
-                self.model.failed(ops);
+                self.model.failed(ops, time);
                 self.on_error(e, "write")
             }
         }
+    }
+
+    /// Rule 5 on the raw view: every entry agrees with the model; every tombstone younger than
+    /// the grace period is there with its deletion time; after a full compaction, no older one.
+    fn check_raw(&mut self, after_full_compaction: bool) -> Checked<Flow> {
+        let raw: Result<Vec<_>, _> = self.db().scan_raw::<&[u8], _>(..).collect();
+        let raw = match raw {
+            Ok(r) => r,
+            Err(e) => return self.on_error(e, "raw scan"),
+        };
+        let now = sedimentdb::Clock::now_ms(&*self.world.clock);
+        let mut seen = std::collections::BTreeSet::new();
+        for e in &raw {
+            match &e.value {
+                RawValue::Put(v) => {
+                    if self.model.get(&e.key) != Some(v) {
+                        return Err(self.fail(
+                            format!(
+                                "raw view value of {:?} = {}",
+                                String::from_utf8_lossy(&e.key),
+                                show(self.model.get(&e.key))
+                            ),
+                            show(Some(v)),
+                        ));
+                    }
+                }
+                RawValue::Tombstone { deleted_at_ms } => {
+                    let want = self.model.tombstones().get(&e.key);
+                    if self.model.get(&e.key).is_some() || want != Some(deleted_at_ms) {
+                        return Err(self.fail(
+                            format!(
+                                "tombstone of {:?} deleted at {want:?}",
+                                String::from_utf8_lossy(&e.key)
+                            ),
+                            format!("tombstone deleted at {deleted_at_ms}"),
+                        ));
+                    }
+                    if after_full_compaction && now >= deleted_at_ms.saturating_add(self.grace_ms) {
+                        return Err(self.fail(
+                            "no tombstone past its grace period after a full compaction (rule 5)",
+                            format!(
+                                "{:?} deleted at {deleted_at_ms}, now {now}, grace {} ms",
+                                String::from_utf8_lossy(&e.key),
+                                self.grace_ms
+                            ),
+                        ));
+                    }
+                    seen.insert(e.key.clone());
+                }
+            }
+        }
+        let live = raw
+            .iter()
+            .filter(|e| matches!(e.value, RawValue::Put(_)))
+            .count();
+        if live != self.model.state().len() {
+            return Err(self.fail(
+                format!("{} live keys in the raw view", self.model.state().len()),
+                format!("{live}"),
+            ));
+        }
+        let high = self.clock_high.max(now);
+        for (k, t) in self.model.tombstones() {
+            if high < t.saturating_add(self.grace_ms) && !seen.contains(k) {
+                return Err(self.fail(
+                    "every tombstone younger than the grace period in the raw view (rule 5)",
+                    format!(
+                        "{:?} deleted at {t} is missing at {now} (grace {} ms)",
+                        String::from_utf8_lossy(k),
+                        self.grace_ms
+                    ),
+                ));
+            }
+        }
+        Ok(Flow::Continue)
     }
 
     fn exec(&mut self, s: &Step) -> Checked<Flow> {
@@ -595,6 +712,7 @@ impl Runner {
             }
             Step::Reopen => {
                 self.summary.ops += 1;
+                self.held = None;
                 let db = self.db.take().expect("open");
                 if let Err(e) = db.close() {
                     if self.world.fs.is_dead() {
@@ -655,8 +773,77 @@ impl Runner {
                 Ok(Flow::Continue)
             }
             Step::ClockBack { ms } => {
+                self.clock_high = self.clock_high.max(self.now());
                 self.world.clock.rewind(*ms);
                 Ok(Flow::Continue)
+            }
+            Step::CompactStep => {
+                self.summary.ops += 1;
+                match self.db().maintenance_step() {
+                    Ok(_) => Ok(Flow::Continue),
+                    Err(e) => self.on_error(e, "maintenance step"),
+                }
+            }
+            Step::Compact => {
+                self.summary.ops += 1;
+                match self.db().compact() {
+                    Ok(()) => Ok(Flow::Continue),
+                    Err(e) => self.on_error(e, "compact"),
+                }
+            }
+            Step::CompactRange { from, to } => {
+                self.summary.ops += 1;
+                let lo = from.map(key_bytes);
+                let hi = to.map(key_bytes);
+                let range = (
+                    lo.as_ref()
+                        .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Included),
+                    hi.as_ref()
+                        .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Included),
+                );
+                match self.db().compact_range::<&Vec<u8>, _>(range) {
+                    Ok(()) => {
+                        // compact_range flushes first: everything acknowledged is durable.
+                        self.model.mark_durable();
+                        self.check_raw(from.is_none() && to.is_none())
+                    }
+                    Err(e) => self.on_error(e, "compact_range"),
+                }
+            }
+            Step::ScanHold => {
+                if self.held.is_none() {
+                    let want: Vec<_> = self
+                        .model
+                        .state()
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
+                    self.held = Some((self.db().iter(), want));
+                }
+                Ok(Flow::Continue)
+            }
+            Step::ScanFinish => {
+                let Some((scan, want)) = self.held.take() else {
+                    return Ok(Flow::Continue);
+                };
+                self.summary.ops += 1;
+                let got: Result<Vec<_>, _> = scan.collect();
+                match got {
+                    Ok(got) if got == want => Ok(Flow::Continue),
+                    Ok(got) => {
+                        let g: BTreeMap<_, _> = got.into_iter().collect();
+                        let w: BTreeMap<_, _> = want.into_iter().collect();
+                        Err(self.fail(
+                            "a held scan to return the state as of its start",
+                            first_difference(&w, &g),
+                        ))
+                    }
+                    Err(e) => self.on_error(e, "held scan"),
+                }
+            }
+            Step::RawScan => {
+                self.summary.ops += 1;
+                self.check_raw(false)
             }
         }
     }

@@ -75,6 +75,22 @@ pub enum Step {
     ClockBack {
         ms: u64,
     },
+    /// One unit of maintenance (a flush if one waits, else a compaction if a level is over its
+    /// target), as the seeded scheduler runs background work between operations.
+    CompactStep,
+    /// Compactions until every level is within its target.
+    Compact,
+    /// Compact a key range (both ends open: a full compaction) down to the last level.
+    CompactRange {
+        from: Option<u32>,
+        to: Option<u32>,
+    },
+    /// Start a full scan and hold it open across what follows.
+    ScanHold,
+    /// Finish the held scan: it must equal the state when it started.
+    ScanFinish,
+    /// Read the raw view (tombstones with deletion times) and check the grace-period rule.
+    RawScan,
 }
 
 impl Step {
@@ -136,6 +152,14 @@ impl Step {
             }
             Step::ClockForward { ms } => format!("Step::ClockForward {{ ms: {ms} }}"),
             Step::ClockBack { ms } => format!("Step::ClockBack {{ ms: {ms} }}"),
+            Step::CompactStep => "Step::CompactStep".into(),
+            Step::Compact => "Step::Compact".into(),
+            Step::CompactRange { from, to } => {
+                format!("Step::CompactRange {{ from: {from:?}, to: {to:?} }}")
+            }
+            Step::ScanHold => "Step::ScanHold".into(),
+            Step::ScanFinish => "Step::ScanFinish".into(),
+            Step::RawScan => "Step::RawScan".into(),
         }
     }
 
@@ -167,6 +191,10 @@ pub struct Knobs {
     pub big_value_len_max: u32,
     pub memtable_size_bytes: usize,
     pub block_size_bytes: usize,
+    pub l0_compaction_trigger: usize,
+    pub level1_size_bytes: u64,
+    pub table_size_bytes: u64,
+    pub tombstone_grace_ms: u64,
     pub w_put: u32,
     pub w_delete: u32,
     pub w_batch: u32,
@@ -183,6 +211,11 @@ pub struct Knobs {
     pub w_fail_append: u32,
     pub w_disk_full: u32,
     pub w_bit_flip: u32,
+    pub w_compact_step: u32,
+    pub w_compact: u32,
+    pub w_compact_range: u32,
+    pub w_scan_hold: u32,
+    pub w_raw_scan: u32,
     /// Percent of writes that ask for sync.
     pub sync_pct: u32,
 }
@@ -197,6 +230,10 @@ impl Default for Knobs {
             big_value_len_max: 3000,
             memtable_size_bytes: 8 << 10,
             block_size_bytes: 512,
+            l0_compaction_trigger: 3,
+            level1_size_bytes: 16 << 10,
+            table_size_bytes: 4 << 10,
+            tombstone_grace_ms: 3_600_000,
             w_put: 30,
             w_delete: 10,
             w_batch: 8,
@@ -213,6 +250,11 @@ impl Default for Knobs {
             w_fail_append: 1,
             w_disk_full: 1,
             w_bit_flip: 0,
+            w_compact_step: 2,
+            w_compact: 1,
+            w_compact_range: 2,
+            w_scan_hold: 1,
+            w_raw_scan: 2,
             sync_pct: 70,
         }
     }
@@ -242,6 +284,18 @@ impl Knobs {
         k.memtable_size_bytes = pick(&mut rng, &[2 << 10, 8 << 10, 64 << 10]) as usize;
         k.block_size_bytes = pick(&mut rng, &[64, 256, 1024, 4096]) as usize;
         k.sync_pct = pick(&mut rng, &[0, 50, 90, 100]) as u32;
+        k.l0_compaction_trigger = pick(&mut rng, &[1, 2, 4, 1000]) as usize;
+        k.level1_size_bytes = pick(&mut rng, &[4 << 10, 16 << 10, 1 << 20]);
+        k.table_size_bytes = pick(&mut rng, &[1 << 10, 4 << 10, 64 << 10]);
+        k.tombstone_grace_ms = pick(&mut rng, &[0, 1000, 3_600_000, 10 * 86_400_000]);
+        for w in [
+            &mut k.w_compact_step,
+            &mut k.w_compact,
+            &mut k.w_compact_range,
+            &mut k.w_scan_hold,
+        ] {
+            *w *= pick(&mut rng, &[0, 1, 3]) as u32;
+        }
         for w in [
             &mut k.w_delete,
             &mut k.w_batch,
@@ -314,6 +368,11 @@ pub fn generate(seed: u64, k: &Knobs) -> Vec<Step> {
         k.w_fail_append,
         k.w_disk_full,
         k.w_bit_flip,
+        k.w_compact_step,
+        k.w_compact,
+        k.w_compact_range,
+        k.w_scan_hold,
+        k.w_raw_scan,
     ];
     let total: u32 = weights.iter().sum();
     let mut steps = Vec::with_capacity(k.steps);
@@ -411,11 +470,36 @@ pub fn generate(seed: u64, k: &Knobs) -> Vec<Step> {
                     free_bytes: below(&mut rng, 20_000) as u32,
                 }
             }
-            _ => Step::FlipBit {
+            15 => Step::FlipBit {
                 file: below(&mut rng, 1000) as u32,
                 offset: rng.next_u64() as u32,
                 bit: below(&mut rng, 8) as u8,
             },
+            16 => Step::CompactStep,
+            17 => Step::Compact,
+            18 => {
+                if below(&mut rng, 2) == 0 {
+                    Step::CompactRange {
+                        from: None,
+                        to: None,
+                    }
+                } else {
+                    let a = key(&mut rng);
+                    let b = key(&mut rng);
+                    Step::CompactRange {
+                        from: Some(a.min(b)),
+                        to: Some(a.max(b)),
+                    }
+                }
+            }
+            19 => {
+                if below(&mut rng, 2) == 0 {
+                    Step::ScanHold
+                } else {
+                    Step::ScanFinish
+                }
+            }
+            _ => Step::RawScan,
         };
         steps.push(step);
     }
