@@ -87,6 +87,9 @@ struct Faults {
 
 #[derive(Debug, Default)]
 struct State {
+    /// Refuse any use of a handle whose file no directory names (stricter than POSIX): proves
+    /// the engine never removes a file that someone still reads.
+    strict_unlink: bool,
     dirs: BTreeMap<PathBuf, Dir>,
     files: BTreeMap<u64, FileData>,
     next_inode: u64,
@@ -200,6 +203,12 @@ impl State {
         self.next_inode += 1;
         self.files.insert(inode, FileData::default());
         inode
+    }
+
+    fn is_named(&self, inode: u64) -> bool {
+        self.dirs
+            .values()
+            .any(|d| d.current.values().any(|n| *n == Node::File(inode)))
     }
 
     /// Bytes held by files some directory names now.
@@ -415,6 +424,12 @@ impl SimFs {
         self.lock().used_bytes()
     }
 
+    /// In strict mode any use of a handle to a removed file fails, as if removal destroyed the
+    /// file at once (stricter than POSIX, where it lives until its last handle closes).
+    pub fn set_strict_unlink(&self, on: bool) {
+        self.lock().strict_unlink = on;
+    }
+
     /// Disarms every pending fault (not the quota).
     pub fn clear_faults(&self) {
         let mut st = self.lock();
@@ -523,6 +538,15 @@ impl SimFile {
         }
         if !st.files.contains_key(&self.inode) {
             return Err(io::Error::other("file was removed and collected"));
+        }
+        if st.strict_unlink && !st.is_named(self.inode) {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "{} used after it was removed (strict unlink)",
+                    self.path.display()
+                ),
+            ));
         }
         f(&mut st, self.inode)
     }

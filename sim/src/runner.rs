@@ -199,9 +199,11 @@ pub fn run_steps_with(
         tombstone_grace: std::time::Duration::from_millis(knobs.tombstone_grace_ms),
         ..Options::default()
     };
+    let world = World::new();
+    world.fs.set_strict_unlink(true);
     let mut r = Runner {
         seed,
-        world: World::new(),
+        world,
         opts,
         db: None,
         model: Model::new(),
