@@ -74,7 +74,10 @@ pub mod limits {
     pub const RECORD_SIZE_BYTES_MAX: usize = 2 << 30;
     /// No SSTable block may exceed this: room for one entry of the largest key and value (an
     /// entry is never split across blocks) plus its encoding.
-    pub const BLOCK_SIZE_BYTES_MAX: usize = VALUE_SIZE_BYTES_MAX + KEY_SIZE_BYTES_MAX + (1 << 20);
+    /// A block is cut once it reaches its target, so it holds less than the largest target of
+    /// earlier entries plus one entry.
+    pub const BLOCK_SIZE_BYTES_MAX: usize =
+        BLOCK_TARGET_BYTES_MAX + VALUE_SIZE_BYTES_MAX + KEY_SIZE_BYTES_MAX + (1 << 20);
     /// Largest target block size an option may ask for.
     pub const BLOCK_TARGET_BYTES_MAX: usize = 64 << 20;
 }

@@ -116,6 +116,18 @@ fn inspect(fs: &dyn Fs, dir: &Path, opts: &Options) -> Result<bool> {
         }
         return Ok(true);
     }
+    // A WAL or table is only ever written after CURRENT exists (a new database writes its
+    // manifest and CURRENT first), so finding one without CURRENT means CURRENT was lost.
+    if let Some((name, _)) = entries
+        .iter()
+        .find(|(_, k)| matches!(k, Some(FileKind::Wal(_) | FileKind::Table(_))))
+    {
+        return Err(Error::corruption(
+            join(dir, CURRENT),
+            0,
+            format!("CURRENT is missing, but the directory holds {name}"),
+        ));
+    }
     if let Some((name, _)) = entries.iter().find(|(_, k)| k.is_none()) {
         return Err(Error::NotADatabase {
             path: dir.to_path_buf(),
@@ -211,6 +223,14 @@ pub(crate) fn recover(env: Env, dir: &Path, opts: Options) -> Result<Recovered> 
     version.levels[0].sort_by_key(|t| std::cmp::Reverse(t.meta().number));
     for level in version.levels.iter_mut().skip(1) {
         level.sort_by(|a, b| crate::key::compare(&a.meta().smallest, &b.meta().smallest));
+    }
+    if !version.levels_are_disjoint() {
+        let n = manifest::read_current(fs, dir)?;
+        return Err(Error::corruption(
+            join(dir, &manifest::manifest_name(n)),
+            0,
+            "the manifest places overlapping tables in one level below level 0",
+        ));
     }
 
     // Replay the WALs the manifest still needs, oldest first.

@@ -175,3 +175,28 @@ fn bad_options_are_refused() {
         assert!(matches!(c.open(o), Err(Error::InvalidArgument(_))));
     }
 }
+
+#[test]
+fn a_directory_with_tables_but_no_current_is_corruption_and_is_left_alone() {
+    let c = Case::std();
+    c.open(Options::default()).unwrap().close().unwrap();
+    let db = c.open(Options::default()).unwrap();
+    db.put(b"k", b"v").unwrap();
+    db.flush().unwrap();
+    db.close().unwrap();
+    std::fs::remove_file(c.path.join("CURRENT")).unwrap();
+    let before: Vec<_> = std::fs::read_dir(&c.path)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let e = c.open(Options::default()).err().expect("must fail");
+    assert!(
+        matches!(e, Error::Corruption { .. }) && e.to_string().contains("CURRENT is missing"),
+        "{e}"
+    );
+    let after: Vec<_> = std::fs::read_dir(&c.path)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(before.len(), after.len(), "files were removed");
+}

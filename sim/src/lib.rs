@@ -42,6 +42,7 @@ impl Default for World {
 }
 
 pub mod exhaustive;
+pub mod harness;
 pub mod runner;
 pub mod shrink;
 pub mod workload;

@@ -74,6 +74,11 @@ impl WriteBatch {
         *self = WriteBatch::default();
     }
 
+    /// The operations as the WAL stores them after the payload header (`docs/format/wal.md`).
+    pub fn encoded_entries(&self) -> &[u8] {
+        &self.rep
+    }
+
     /// Bytes of the encoded operations.
     pub fn size_bytes(&self) -> usize {
         self.rep.len()
