@@ -26,7 +26,7 @@ impl Rng {
     }
 }
 
-fn load(db: &Db, ops: u64, keys: u64, live: &mut Vec<bool>) -> f64 {
+fn load(db: &Db, ops: u64, keys: u64, live: &mut [bool]) -> f64 {
     let mut rng = Rng(0x1234_5678_9abc_def1);
     let mut value = vec![0u8; VALUE_BYTES];
     let t = Instant::now();
