@@ -331,7 +331,13 @@ impl Db {
         let r = if sync::lock(&self.inner.read_only).is_some() {
             Ok(())
         } else {
-            sync::lock(&self.inner.wal).writer.sync()
+            // Sync, then a marker record synced after it: its synced offset vouches for every
+            // record before it, so damage to the last writes is reported, not cut as torn.
+            let mut wal = sync::lock(&self.inner.wal);
+            wal.writer
+                .sync()
+                .and_then(|()| wal.writer.add_record(&[]))
+                .and_then(|()| wal.writer.sync())
         };
         self.inner.purge_obsolete();
         sync::lock(&self.lock).take();

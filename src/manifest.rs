@@ -351,6 +351,11 @@ impl ManifestWriter {
         self.log.add_record(&[&edit.encode()])?;
         // Durability point: without this fsync, a power loss could forget a flushed table after
         // its WAL was deleted.
+        self.log.sync()?;
+        // An empty edit after it vouches (by its synced offset) that the edit above was synced,
+        // so damage to that edit is reported as corruption instead of being cut as a torn tail:
+        // the callers delete WALs and tables on the strength of this edit.
+        self.log.add_record(&[])?;
         self.log.sync()
     }
 

@@ -255,6 +255,9 @@ pub(crate) fn recover(env: Env, dir: &Path, opts: Options) -> Result<Recovered> 
         // Every WAL but the newest was synced whole before the next one started.
         let tail_allowed = i + 1 == wals.len();
         let end = log::replay(&data, &path, WAL_MAGIC, n, tail_allowed, |off, payload| {
+            if payload.is_empty() {
+                return Ok(()); // a close marker: vouches for the records before it
+            }
             // Tombstones carry their batch's time (bytes 8..16 of the payload header).
             let time: [u8; 8] = payload
                 .get(8..16)

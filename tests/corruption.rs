@@ -159,3 +159,46 @@ fn a_missing_table_is_corruption() {
         "{e}"
     );
 }
+
+#[test]
+fn damage_to_the_last_write_before_a_clean_close_is_corruption() {
+    let w = World::new();
+    let db = Db::open_with(w.env(), "/db", opts()).unwrap();
+    for i in 0..10 {
+        db.put(key(i), value(i, 0)).unwrap();
+    }
+    db.close().unwrap(); // appends a synced marker that vouches for every record before it
+    let wal = format!("/db/{}", files(&w, ".wal")[0]);
+    let len = w.fs.read_file(Path::new(&wal)).unwrap().len();
+    // The marker is the last 24 bytes; just before it lies the last put's payload.
+    assert!(w.fs.flip_bit(Path::new(&wal), len - 24 - 3, 5));
+    let e = Db::open_with(w.env(), "/db", opts())
+        .err()
+        .expect("must fail");
+    assert!(matches!(e, Error::Corruption { .. }), "{e}");
+}
+
+#[test]
+fn damage_to_the_last_manifest_edit_is_corruption() {
+    let w = World::new();
+    let db = Db::open_with(w.env(), "/db", opts()).unwrap();
+    db.put(b"a", b"1").unwrap();
+    db.flush().unwrap(); // edit: add the table; then an empty edit vouching for it
+    db.put(b"b", b"2").unwrap();
+    w.fs.crash();
+    drop(db);
+    let m = format!(
+        "/db/{}",
+        files(&w, "")
+            .into_iter()
+            .find(|n| n.starts_with("MANIFEST-"))
+            .unwrap()
+    );
+    let len = w.fs.read_file(Path::new(&m)).unwrap().len();
+    // The last 24 bytes are the marker; the flush's edit ends just before it.
+    assert!(w.fs.flip_bit(Path::new(&m), len - 24 - 2, 1));
+    let e = Db::open_with(w.env(), "/db", opts())
+        .err()
+        .expect("must fail");
+    assert!(matches!(e, Error::Corruption { .. }), "{e}");
+}

@@ -105,6 +105,16 @@ fn plant(name: &Option<String>) {
     }
 }
 
+fn progress_bar(done: f64) -> String {
+    let n = (done * 30.0) as usize;
+    format!(
+        "[{}{}] {:>3.0}%",
+        "#".repeat(n),
+        ".".repeat(30 - n),
+        done * 100.0
+    )
+}
+
 fn print_summary(total: &RunSummary, seeds: u64, failures: u64, elapsed: Duration) {
     println!("== summary");
     println!("seeds run:          {seeds}");
@@ -163,29 +173,14 @@ fn main() -> ExitCode {
         seed += 1;
         if !args.quiet && last_progress.elapsed() >= Duration::from_millis(500) {
             last_progress = Instant::now();
-            let bar = match args.time {
-                Some(t) => {
-                    let f = (start.elapsed().as_secs_f64() / t.as_secs_f64()).min(1.0);
-                    let n = (f * 30.0) as usize;
-                    format!(
-                        "[{}{}] {:>3.0}%",
-                        "#".repeat(n),
-                        ".".repeat(30 - n),
-                        f * 100.0
-                    )
-                }
+            let done = match args.time {
+                Some(t) => start.elapsed().as_secs_f64() / t.as_secs_f64(),
                 None => {
                     let span = (args.seeds.end - args.seeds.start).max(1) as f64;
-                    let f = (seed - args.seeds.start) as f64 / span;
-                    let n = (f * 30.0) as usize;
-                    format!(
-                        "[{}{}] {:>3.0}%",
-                        "#".repeat(n),
-                        ".".repeat(30 - n),
-                        f * 100.0
-                    )
+                    (seed - args.seeds.start) as f64 / span
                 }
             };
+            let bar = progress_bar(done.min(1.0));
             eprint!(
                 "\r{bar} seeds {seeds} ops {} crashes {} failures {failures}   ",
                 total.ops, total.crashes_recovered

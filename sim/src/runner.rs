@@ -341,12 +341,7 @@ impl Runner {
                 // As an application would: reopen to recover from what is on disk.
                 self.refused = 0;
                 self.met("reopened after read-only");
-                self.held = None;
-                let db = self.db.take().expect("open");
-                if db.close().is_err() && self.world.fs.is_dead() {
-                    return self.crash_now(None);
-                }
-                self.open(CrashKind::Clean)
+                self.close_and_reopen()
             }
             Error::Io { .. } => {
                 self.met("I/O error returned");
@@ -510,6 +505,31 @@ impl Runner {
             )),
             Err(e) => self.on_error(e, "full scan"),
         }
+    }
+
+    /// The outcome of a call that makes every acknowledged write durable when it succeeds.
+    fn made_durable(&mut self, r: Result<(), Error>, what: &str) -> Checked<Flow> {
+        self.summary.ops += 1;
+        match r {
+            Ok(()) => {
+                self.model.mark_durable();
+                Ok(Flow::Continue)
+            }
+            Err(e) => self.on_error(e, what),
+        }
+    }
+
+    /// Closes the database cleanly and opens it again (an application's restart).
+    fn close_and_reopen(&mut self) -> Checked<Flow> {
+        self.held = None;
+        let db = self.db.take().expect("open between steps");
+        if db.close().is_err() {
+            if self.world.fs.is_dead() {
+                return self.crash_now(None);
+            }
+            self.met("close reported an error");
+        }
+        self.open(CrashKind::Clean)
     }
 
     fn write(&mut self, b: WriteBatch, ops: Vec<Op>, sync: bool) -> Checked<Flow> {
@@ -693,37 +713,16 @@ impl Runner {
                 }
             }
             Step::Sync => {
-                self.summary.ops += 1;
-                match self.db().sync() {
-                    Ok(()) => {
-                        self.model.mark_durable();
-                        Ok(Flow::Continue)
-                    }
-                    Err(e) => self.on_error(e, "sync"),
-                }
+                let r = self.db().sync();
+                self.made_durable(r, "sync")
             }
             Step::Flush => {
-                self.summary.ops += 1;
-                match self.db().flush() {
-                    Ok(()) => {
-                        self.model.mark_durable();
-                        Ok(Flow::Continue)
-                    }
-                    Err(e) => self.on_error(e, "flush"),
-                }
+                let r = self.db().flush();
+                self.made_durable(r, "flush")
             }
             Step::Reopen => {
                 self.summary.ops += 1;
-                self.held = None;
-                let db = self.db.take().expect("open");
-                if let Err(e) = db.close() {
-                    if self.world.fs.is_dead() {
-                        return self.crash_now(None);
-                    }
-                    self.met("close reported an error");
-                    let _ = e;
-                }
-                self.open(CrashKind::Clean)
+                self.close_and_reopen()
             }
             Step::PowerLoss => self.crash_now(Some(true)),
             Step::ProcessCrash => self.crash_now(Some(false)),
