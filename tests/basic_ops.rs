@@ -141,3 +141,35 @@ fn a_scan_is_a_snapshot() {
         assert!(rest.iter().all(|(_, v)| v == b"old"));
     });
 }
+
+#[test]
+fn db_scan_and_errors_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<sedimentdb::Db>();
+    send_sync::<sedimentdb::Error>();
+    send::<sedimentdb::Scan>();
+    send::<sedimentdb::RawScan>();
+    // And many readers with one writer, for real.
+    let c = Case::std();
+    let db = std::sync::Arc::new(c.open(c.small()).unwrap());
+    std::thread::scope(|s| {
+        let w = db.clone();
+        s.spawn(move || {
+            for i in 0..2000 {
+                w.put(key(i), value(i, 0)).unwrap();
+            }
+        });
+        for _ in 0..3 {
+            let r = db.clone();
+            s.spawn(move || {
+                for i in 0..2000 {
+                    if let Some(v) = r.get(key(i)).unwrap() {
+                        assert_eq!(v, value(i, 0));
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(db.iter().count(), 2000);
+}

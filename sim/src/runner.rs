@@ -463,6 +463,21 @@ impl Runner {
             self.summary.crashes_recovered += 1;
             self.met("crash recovered");
         }
+        // No orphaned and no doubly counted tables: the files on disk are exactly the live ones.
+        let files = self
+            .world
+            .fs
+            .names(Path::new(DB_DIR))
+            .iter()
+            .filter(|n| n.ends_with(".sst"))
+            .count();
+        let live = db.stats().tables;
+        if files != live {
+            return Err(self.fail(
+                format!("{live} table files after open, one per live table"),
+                format!("{files} table files"),
+            ));
+        }
         self.db = Some(db);
         self.check_points()
     }

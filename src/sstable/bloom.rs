@@ -60,6 +60,11 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// The number of probes `build` uses for `bits` bits per key.
+    fn f34(bits: usize) -> f64 {
+        ((bits as f64) * 0.69).round().clamp(1.0, 30.0)
+    }
+
     #[test]
     fn false_positive_rate_is_below_two_percent_at_ten_bits() {
         let n = 100_000u32;
@@ -82,6 +87,23 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// For any bits per key, the measured false-positive rate stays within 1.5 times the
+        /// rate theory gives for the probes used, plus sampling noise.
+        #[test]
+        fn false_positive_rate_stays_within_bounds(bits in 2usize..20, salt in any::<u32>()) {
+            let n = 2000u32;
+            let hashes: Vec<u64> = (0..n).map(|i| key_hash(format!("{salt}k{i}").as_bytes())).collect();
+            let f = build(&hashes, bits);
+            let k = f34(bits);
+            let m = ((n as usize * bits).max(64).div_ceil(8) * 8) as f64;
+            let theory = (1.0 - (-(k * n as f64) / m).exp()).powf(k);
+            let probes = 20_000u32;
+            let fp = (0..probes).filter(|i| may_contain(&f, key_hash(format!("{salt}a{i}").as_bytes()))).count();
+            let rate = fp as f64 / probes as f64;
+            prop_assert!(rate <= theory * 1.5 + 0.005, "bits {bits}: rate {rate}, theory {theory}");
+        }
+
         #[test]
         fn no_false_negatives(keys in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..16), 0..200), bits in 1usize..20) {
             let hashes: Vec<u64> = keys.iter().map(|k| key_hash(k)).collect();
