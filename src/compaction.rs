@@ -227,7 +227,12 @@ impl Inner {
                 let _ = fs.remove_file(t.path());
             }
         }
-        sync::lock(&self.manifest).append(&edit)?;
+        {
+            let mut manifest = sync::lock(&self.manifest);
+            // Another thread's failure may have come while this compaction ran.
+            self.check_writable()?;
+            manifest.append(&edit)?;
+        }
         {
             let mut cur = sync::write(&self.sv);
             let mut next = (**cur).clone();
@@ -295,6 +300,7 @@ impl Inner {
     /// Runs one compaction if a level is over its target. Returns whether it did.
     pub(crate) fn compact_step(&self) -> Result<bool> {
         let _c = sync::lock(&self.compact_mu);
+        self.check_writable()?;
         let v = self.super_version().version.clone();
         let picked = {
             let mut ptrs = sync::lock(&self.compact_pointers);
@@ -314,6 +320,7 @@ impl Inner {
     pub(crate) fn compact_range(&self, lo: Option<&[u8]>, hi: Option<&[u8]>) -> Result<()> {
         let _c = sync::lock(&self.compact_mu);
         for level in 0..NUM_LEVELS - 1 {
+            self.check_writable()?;
             let v = self.super_version().version.clone();
             let last = v.deepest_level().max(1);
             if level >= last {

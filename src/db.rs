@@ -279,7 +279,9 @@ impl Db {
 
     /// Makes every acknowledged write durable (fsyncs the WAL).
     pub fn sync(&self) -> Result<()> {
-        self.inner.check_writable()?;
+        // Allowed while read-only after a failed flush or compaction: the WAL itself refuses
+        // if it is the one that failed.
+        self.inner.check_open()?;
         let mut wal = sync::lock(&self.inner.wal);
         let r = wal.writer.sync();
         if r.is_ok() {
@@ -294,6 +296,8 @@ impl Db {
         self.inner.check_writable()?;
         {
             let mut wal = sync::lock(&self.inner.wal);
+            // Checked again under the lock: a failure may have come while this call waited.
+            self.inner.check_writable()?;
             if !self.inner.super_version().mem.is_empty() {
                 let r = self.inner.rotate(&mut wal, false);
                 self.inner.fail_on_err(r)?;
@@ -328,16 +332,20 @@ impl Db {
         for h in std::mem::take(&mut *sync::lock(&self.bg_threads)) {
             let _ = h.join();
         }
-        let r = if sync::lock(&self.inner.read_only).is_some() {
-            Ok(())
-        } else {
-            // Sync, then a marker record synced after it: its synced offset vouches for every
-            // record before it, so damage to the last writes is reported, not cut as torn.
+        // Sync, then a marker record synced after it: its synced offset vouches for every
+        // record before it, so damage to the last writes is reported, not cut as torn. Done
+        // even when read-only after a failed flush or compaction (the WAL is sound then, and
+        // unsynced writes should become durable); a failed WAL refuses by itself.
+        let r = {
             let mut wal = sync::lock(&self.inner.wal);
-            wal.writer
-                .sync()
-                .and_then(|()| wal.writer.add_record(&[]))
-                .and_then(|()| wal.writer.sync())
+            if wal.writer.failure().is_some() {
+                Ok(())
+            } else {
+                wal.writer
+                    .sync()
+                    .and_then(|()| wal.writer.add_record(&[]))
+                    .and_then(|()| wal.writer.sync())
+            }
         };
         self.inner.purge_obsolete();
         sync::lock(&self.lock).take();
@@ -365,14 +373,14 @@ impl Inner {
         self.closed.load(Ordering::Relaxed)
     }
 
-    fn check_open(&self) -> Result<()> {
+    pub(crate) fn check_open(&self) -> Result<()> {
         if self.closed() {
             return Err(Error::Closed);
         }
         Ok(())
     }
 
-    fn check_writable(&self) -> Result<()> {
+    pub(crate) fn check_writable(&self) -> Result<()> {
         self.check_open()?;
         match &*sync::lock(&self.read_only) {
             Some(cause) => Err(Error::ReadOnly {
@@ -689,9 +697,12 @@ impl Inner {
         if key.is_empty() {
             return Ok(None);
         }
-        // Read the sequence first: the super version taken after it holds every write up to it.
-        let seq = self.visible_seq.load(Ordering::Acquire);
+        // The super version first, then the sequence: every table in it holds only versions at
+        // or below the sequence read after it, so a version a flush or compaction dropped as
+        // shadowed is never needed (reading the sequence first could skip the newest visible
+        // version, now in a table as an even newer one, and return an older one).
         let sv = self.super_version();
+        let seq = self.visible_seq.load(Ordering::Acquire);
         let found = sv
             .mem
             .get(key, seq)

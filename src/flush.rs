@@ -103,7 +103,12 @@ impl Inner {
             added: table.iter().map(|t| (0, t.meta().clone())).collect(),
             deleted: Vec::new(),
         };
-        sync::lock(&self.manifest).append(&edit)?;
+        {
+            let mut manifest = sync::lock(&self.manifest);
+            // Another thread's failure may have come while this flush ran.
+            self.check_writable()?;
+            manifest.append(&edit)?;
+        }
         {
             let mut cur = sync::write(&self.sv);
             let mut next = (**cur).clone();
@@ -125,7 +130,9 @@ impl Inner {
 
     /// Flushes every immutable memtable.
     pub(crate) fn flush_all(&self) -> Result<()> {
-        while self.flush_one()? {}
+        while self.flush_one()? {
+            self.check_writable()?;
+        }
         Ok(())
     }
 }

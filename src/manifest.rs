@@ -346,7 +346,8 @@ impl ManifestWriter {
         Ok(w)
     }
 
-    /// Appends an edit and syncs it.
+    /// Appends an edit and syncs it. After any failure the writer refuses every later call
+    /// (see `LogWriter`), so no edit lands after a damaged one.
     pub fn append(&mut self, edit: &VersionEdit) -> Result<()> {
         self.log.add_record(&[&edit.encode()])?;
         // Durability point: without this fsync, a power loss could forget a flushed table after

@@ -245,16 +245,27 @@ pub(crate) fn recover(env: Env, dir: &Path, opts: Options) -> Result<Recovered> 
     let replayed = Memtable::new(0);
     let mut last_seq = state.last_seq;
     let mut torn_bytes = 0u64;
-    for (i, &n) in wals.iter().enumerate() {
+    let mut logs = Vec::with_capacity(wals.len());
+    for &n in &wals {
         let path = join(dir, &wal_name(n));
         let file = fs.open(&path).map_err(|e| Error::io("open", &path, e))?;
         let data = log::read_all(file.as_ref(), &path)?;
-        if data.is_empty() && i + 1 == wals.len() {
+        logs.push((n, path, data));
+    }
+    // Every WAL was synced whole before a newer one got its first record, so only the WALs after
+    // the last one holding records may end torn (a rotation that failed, or a power loss, can
+    // leave a newer WAL that is empty or holds only a torn header).
+    let last_with_records = logs
+        .iter()
+        .rposition(|(n, _, data)| log::holds_records(data, *n))
+        .unwrap_or(0);
+    for (i, (n, path, data)) in logs.iter().enumerate() {
+        let (n, path) = (*n, path.as_path());
+        if data.is_empty() && i >= last_with_records {
             continue; // created, then a power loss before its header reached the disk
         }
-        // Every WAL but the newest was synced whole before the next one started.
-        let tail_allowed = i + 1 == wals.len();
-        let end = log::replay(&data, &path, WAL_MAGIC, n, tail_allowed, |off, payload| {
+        let tail_allowed = i >= last_with_records;
+        let end = log::replay(data, path, WAL_MAGIC, n, tail_allowed, |off, payload| {
             if payload.is_empty() {
                 return Ok(()); // a close marker: vouches for the records before it
             }
@@ -271,7 +282,7 @@ pub(crate) fn recover(env: Env, dir: &Path, opts: Options) -> Result<Recovered> 
                 };
                 replayed.insert(e.key, seq, e.kind, value);
             })
-            .map_err(|r| Error::corruption(&path, off, r))?;
+            .map_err(|r| Error::corruption(path, off, r))?;
             if h.count > 0 {
                 last_seq = last_seq.max(h.seq + u64::from(h.count) - 1);
             }

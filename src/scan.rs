@@ -37,8 +37,9 @@ fn owned(b: Bound<&impl AsRef<[u8]>>) -> Bound<Vec<u8>> {
 
 impl Core {
     fn new<K: AsRef<[u8]>, R: RangeBounds<K>>(inner: &Arc<Inner>, range: R) -> Core {
-        let seq = inner.visible_seq.load(Ordering::Acquire);
+        // The super version first, then the sequence (see `Inner::get`).
         let sv = inner.super_version();
+        let seq = inner.visible_seq.load(Ordering::Acquire);
         let mut sources = vec![Source::Mem(MemSource::new(sv.mem.clone()))];
         sources.extend(
             sv.imms

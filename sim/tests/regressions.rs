@@ -59,3 +59,48 @@ fn seed_2180_damaged_current_magic_beside_our_files_is_corruption() {
         "the damage must be detected: {s:?}"
     );
 }
+
+/// A failed WAL rotation (the new WAL's header append failed) left an empty newer WAL; closing
+/// then appended a marker to the old WAL, a power loss tore it, and recovery refused the old
+/// WAL's torn tail because a newer WAL existed. Only WALs after the last one holding records
+/// may end torn. Found by seed 80 (shrunk by `--shrink`).
+#[test]
+fn seed_80_a_torn_tail_before_an_empty_newer_wal_is_not_corruption() {
+    let knobs = Knobs {
+        memtable_size_bytes: 65536,
+        block_size_bytes: 1024,
+        l0_compaction_trigger: 1,
+        level1_size_bytes: 4096,
+        table_size_bytes: 65536,
+        tombstone_grace_ms: 1000,
+        ..Knobs::default()
+    };
+    let steps = vec![
+        Step::Delete {
+            key: 757,
+            sync: false,
+        },
+        Step::FailAppend { prefix: 0 },
+        Step::Flush,
+        Step::FailAppend { prefix: 164 },
+        Step::Batch {
+            ops: vec![(1157, Some(6)), (1145, Some(7))],
+            tag: 17,
+            sync: true,
+        },
+        Step::Put {
+            key: 2710,
+            len: 1,
+            tag: 19,
+            sync: true,
+        },
+        Step::CrashAfterCalls {
+            calls: 40,
+            power: true,
+        },
+        Step::Flush,
+    ];
+    if let Err(f) = sedimentdb_sim::runner::run_steps(80, &knobs, &steps) {
+        panic!("{f}");
+    }
+}

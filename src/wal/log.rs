@@ -65,6 +65,11 @@ pub struct LogWriter {
     offset: u64,
     synced_offset: u64,
     buf: Vec<u8>,
+    /// The first append or sync failure. After it the file's tail is unknown (a partial record,
+    /// or pages an fsync dropped), so the writer refuses everything: appending after garbage
+    /// would put records where recovery cannot reach them, and a second fsync may return Ok
+    /// without persisting what the first lost.
+    failed: Option<String>,
 }
 
 impl LogWriter {
@@ -85,12 +90,33 @@ impl LogWriter {
             offset: FILE_HEADER_LEN as u64,
             synced_offset: 0,
             buf: Vec::new(),
+            failed: None,
         })
     }
 
+    fn refuse_if_failed(&self) -> Result<()> {
+        match &self.failed {
+            Some(cause) => Err(Error::ReadOnly {
+                cause: format!(
+                    "{} refuses writes after an earlier failure: {cause}",
+                    self.path.display()
+                ),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn note<T>(&mut self, r: Result<T>) -> Result<T> {
+        if let Err(e) = &r {
+            self.failed.get_or_insert_with(|| e.to_string());
+        }
+        r
+    }
+
     /// Appends one record made of the concatenation of `parts`. On error a prefix of the record
-    /// may be in the file; the caller must stop using this writer.
+    /// may be in the file, and the writer refuses every later call.
     pub fn add_record(&mut self, parts: &[&[u8]]) -> Result<()> {
+        self.refuse_if_failed()?;
         let len: usize = parts.iter().map(|p| p.len()).sum();
         if len > limits::RECORD_SIZE_BYTES_MAX || len > u32::MAX as usize {
             return Err(Error::InvalidArgument(format!(
@@ -110,9 +136,11 @@ impl LogWriter {
         }
         let crc = record_crc(self.file_number, &self.buf[4..], &[]);
         self.buf[0..4].copy_from_slice(&crc.to_le_bytes());
-        self.file
+        let r = self
+            .file
             .append(&self.buf)
-            .map_err(|e| Error::io("append", &self.path, e))?;
+            .map_err(|e| Error::io("append", &self.path, e));
+        self.note(r)?;
         self.offset += self.buf.len() as u64;
         if self.buf.capacity() > (1 << 20) {
             self.buf = Vec::new();
@@ -121,15 +149,24 @@ impl LogWriter {
     }
 
     /// Makes every record appended so far durable.
+    /// Makes every record appended so far durable. After a failure, refuses every later call.
     pub fn sync(&mut self) -> Result<()> {
+        self.refuse_if_failed()?;
         if self.synced_offset == self.offset {
             return Ok(());
         }
-        self.file
+        let r = self
+            .file
             .sync()
-            .map_err(|e| Error::io("sync", &self.path, e))?;
+            .map_err(|e| Error::io("sync", &self.path, e));
+        self.note(r)?;
         self.synced_offset = self.offset;
         Ok(())
+    }
+
+    /// The first failure, if the writer has failed.
+    pub fn failure(&self) -> Option<&str> {
+        self.failed.as_deref()
     }
 
     /// True if records were appended since the last sync.
@@ -324,6 +361,16 @@ pub fn replay(
     Ok(LogEnd::Clean)
 }
 
+/// True if the log has an intact header and an intact first record: it was written to after it
+/// was created. An older log is synced whole before a newer one gets its first record, so only
+/// logs newer than every log that holds records may have a torn tail.
+pub fn holds_records(data: &[u8], file_number: u64) -> bool {
+    data.len() >= FILE_HEADER_LEN
+        && crc32fast::hash(&data[0..20])
+            == u32::from_le_bytes([data[20], data[21], data[22], data[23]])
+        && parse_record(data, FILE_HEADER_LEN, file_number).is_ok()
+}
+
 /// How many leading bytes of a log some intact record vouches were synced: damage below this is
 /// always reported as corruption by [`replay`]; damage at or past it may be taken for a torn
 /// tail. The simulator aims media corruption below it, since past it (the last records written
@@ -485,6 +532,54 @@ mod tests {
             Ok(())
         });
         assert!(r.unwrap_err().is_corruption());
+    }
+
+    /// A file whose appends and syncs can be made to fail.
+    struct FlakyFile {
+        inner: MemFile,
+        fail: std::sync::atomic::AtomicBool,
+    }
+    impl File for FlakyFile {
+        fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+            self.inner.read_exact_at(buf, offset)
+        }
+        fn append(&self, data: &[u8]) -> std::io::Result<()> {
+            if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+                self.inner.append(&data[..data.len() / 2])?;
+                return Err(std::io::Error::other("EIO"));
+            }
+            self.inner.append(data)
+        }
+        fn sync(&self) -> std::io::Result<()> {
+            if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(std::io::Error::other("EIO"));
+            }
+            Ok(())
+        }
+        fn len(&self) -> std::io::Result<u64> {
+            self.inner.len()
+        }
+    }
+
+    #[test]
+    fn a_writer_refuses_everything_after_its_first_failure() {
+        let f = Arc::new(FlakyFile {
+            inner: MemFile(Default::default()),
+            fail: std::sync::atomic::AtomicBool::new(false),
+        });
+        let mut w = LogWriter::new(f.clone(), "t.wal".into(), WAL_MAGIC, 7).unwrap();
+        w.add_record(&[b"one"]).unwrap();
+        f.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(w.add_record(&[b"two"]).is_err()); // half of it reached the file
+        f.fail.store(false, std::sync::atomic::Ordering::SeqCst);
+        // The file works again, but what follows the garbage could never be replayed, and a
+        // sync now could claim durability for data a failed fsync dropped: refuse both.
+        assert!(matches!(
+            w.add_record(&[b"three"]),
+            Err(Error::ReadOnly { .. })
+        ));
+        assert!(matches!(w.sync(), Err(Error::ReadOnly { .. })));
+        assert!(w.failure().is_some());
     }
 
     #[test]
