@@ -283,6 +283,15 @@ fn planted_name() -> Option<String> {
     None
 }
 
+/// A range end: open if `None`.
+fn bound(k: &Option<Vec<u8>>, inclusive: bool) -> std::ops::Bound<&Vec<u8>> {
+    match k {
+        None => std::ops::Bound::Unbounded,
+        Some(k) if inclusive => std::ops::Bound::Included(k),
+        Some(k) => std::ops::Bound::Excluded(k),
+    }
+}
+
 fn show(v: Option<&Vec<u8>>) -> String {
     match v {
         None => "absent".into(),
@@ -698,12 +707,7 @@ impl Runner {
                 self.summary.ops += 1;
                 let lo = from.map(key_bytes);
                 let hi = to.map(key_bytes);
-                let range = (
-                    lo.as_ref()
-                        .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Included),
-                    hi.as_ref()
-                        .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded),
-                );
+                let range = (bound(&lo, true), bound(&hi, false));
                 let got: Result<Vec<_>, _> = self.db().scan::<&Vec<u8>, _>(range).collect();
                 match got {
                     Ok(got) => {
@@ -811,12 +815,7 @@ impl Runner {
                 self.summary.ops += 1;
                 let lo = from.map(key_bytes);
                 let hi = to.map(key_bytes);
-                let range = (
-                    lo.as_ref()
-                        .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Included),
-                    hi.as_ref()
-                        .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Included),
-                );
+                let range = (bound(&lo, true), bound(&hi, true));
                 match self.db().compact_range::<&Vec<u8>, _>(range) {
                     Ok(()) => {
                         // compact_range flushes first: everything acknowledged is durable.
