@@ -8,6 +8,7 @@
 use crate::db::{table_name, Inner};
 use crate::env::join;
 use crate::error::{Error, Result};
+use crate::flush::create_table;
 use crate::iter::{MergingIter, Source};
 use crate::key::{self, Kind};
 use crate::manifest::{VersionEdit, NUM_LEVELS};
@@ -264,21 +265,7 @@ impl Inner {
     ) -> Result<()> {
         if builder.is_none() {
             let number = self.next_file.fetch_add(1, Ordering::SeqCst);
-            let path = join(&self.dir, &table_name(number));
-            let file = self
-                .env
-                .fs
-                .create(&path)
-                .map_err(|e| Error::io("create", &path, e))?;
-            let o = &self.opts;
-            let b = TableBuilder::new(
-                file,
-                path,
-                number,
-                o.block_size_bytes,
-                o.block_restart_interval,
-                o.bloom_bits_per_key,
-            );
+            let b = create_table(&self.env, &self.dir, &self.opts, number)?;
             *builder = Some((b, number));
         }
         let (b, _) = builder.as_mut().expect("just made");

@@ -13,6 +13,28 @@ use crate::stats::Counters;
 use crate::sync::{self, Arc, Ordering};
 use std::path::Path;
 
+/// Creates table file `number` and a builder for it with the options' block and filter shape.
+pub(crate) fn create_table(
+    env: &Env,
+    dir: &Path,
+    o: &Options,
+    number: u64,
+) -> Result<TableBuilder> {
+    let path = join(dir, &table_name(number));
+    let file = env
+        .fs
+        .create(&path)
+        .map_err(|e| Error::io("create", &path, e))?;
+    Ok(TableBuilder::new(
+        file,
+        path,
+        number,
+        o.block_size_bytes,
+        o.block_restart_interval,
+        o.bloom_bits_per_key,
+    ))
+}
+
 /// Writes the newest version of every key in `mem` (tombstones included) as table `number`,
 /// synced, with its directory entry synced. Returns the open table.
 pub(crate) fn write_table(
@@ -24,17 +46,7 @@ pub(crate) fn write_table(
 ) -> Result<Arc<Table>> {
     let fs = &*env.fs;
     let path = join(dir, &table_name(number));
-    let file = fs
-        .create(&path)
-        .map_err(|e| Error::io("create", &path, e))?;
-    let mut b = TableBuilder::new(
-        file,
-        path.clone(),
-        number,
-        o.block_size_bytes,
-        o.block_restart_interval,
-        o.bloom_bits_per_key,
-    );
+    let mut b = create_table(env, dir, o, number)?;
     let mut last_user_key: Option<Vec<u8>> = None;
     let mut result = Ok(());
     mem.for_each(|ikey, value| {
