@@ -80,7 +80,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "flush:                    {:.2} s",
         t.elapsed().as_secs_f64()
     );
-    println!("stats before reopen: {:?}", db.stats());
+    let s = db.stats();
+    println!(
+        "stats before reopen: {} tables ({} bytes, {} entries, {} tombstones), {} flushes, {} WAL syncs",
+        s.tables, s.table_bytes, s.table_entries, s.table_tombstones, s.flushes, s.wal_syncs
+    );
     db.close()?;
 
     let t = Instant::now();

@@ -743,7 +743,6 @@ impl Inner {
         let sv = self.super_version();
         let c = &self.counters;
         let mut s = Stats {
-            tables_per_level: sv.version.levels.iter().map(|l| l.len()).collect(),
             memtable_bytes: sv.mem.size_bytes(),
             immutable_memtables: sv.imms.len(),
             last_sequence: self.visible_seq.load(Ordering::Acquire),

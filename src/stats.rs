@@ -6,8 +6,6 @@ use crate::sync::{AtomicU64, Ordering};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Live tables per level.
-    pub tables_per_level: Vec<usize>,
     /// Live tables in all.
     pub tables: usize,
     /// Bytes of all live tables.
