@@ -64,3 +64,8 @@ pub use options::{Background, Options, WriteOptions};
 pub use scan::{RawEntry, RawScan, RawValue, Scan};
 pub use stats::{LevelStats, Stats};
 pub use wal::batch::WriteBatch;
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
