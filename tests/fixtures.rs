@@ -1,0 +1,133 @@
+//! Databases written by earlier builds (format version 1) must keep opening with the same
+//! contents; damaged copies must fail with `Error::Corruption`. The fixtures under
+//! `tests/fixtures/` are committed; `SEDIMENTDB_WRITE_FIXTURES=1 cargo test --test fixtures`
+//! rewrites them (only when the format version changes, keeping the old ones).
+use sedimentdb::{Db, Error, Options};
+use std::path::{Path, PathBuf};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn key(i: u32) -> Vec<u8> {
+    format!("fixture-key-{i:04}").into_bytes()
+}
+
+fn value(i: u32) -> Vec<u8> {
+    format!("value {i} ")
+        .repeat(1 + (i % 5) as usize)
+        .into_bytes()
+}
+
+/// Keys 0..300: 0..200 flushed to tables (then 0..200 step 7 deleted and flushed), 200..300 only
+/// in the WAL; 250 overwritten.
+fn write_v1(dir: &Path) {
+    let opts = Options {
+        memtable_size_bytes: 16 << 10,
+        block_size_bytes: 512,
+        ..Options::default()
+    };
+    let db = Db::open(dir, opts).unwrap();
+    for i in 0..200 {
+        db.put(key(i), value(i)).unwrap();
+    }
+    db.flush().unwrap();
+    for i in (0..200).step_by(7) {
+        db.delete(key(i)).unwrap();
+    }
+    db.flush().unwrap();
+    for i in 200..300 {
+        db.put(key(i), value(i)).unwrap();
+    }
+    db.put(key(250), b"overwritten").unwrap();
+    // Leave the WAL holding data: close syncs it and does not flush.
+    db.close().unwrap();
+}
+
+fn expected(i: u32) -> Option<Vec<u8>> {
+    if i < 200 && i % 7 == 0 {
+        None
+    } else if i == 250 {
+        Some(b"overwritten".to_vec())
+    } else {
+        Some(value(i))
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn a_version_1_database_opens_with_its_contents() {
+    let src = fixture("v1");
+    if std::env::var("SEDIMENTDB_WRITE_FIXTURES").is_ok() {
+        let _ = std::fs::remove_dir_all(&src);
+        write_v1(&src);
+        let _ = std::fs::remove_file(src.join("LOCK"));
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("db");
+    copy_dir(&src, &dir);
+    assert!(std::fs::read_dir(&dir).unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .ends_with(".sst")));
+    assert!(std::fs::read_dir(&dir).unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .ends_with(".wal")));
+    let db = Db::open(&dir, Options::default()).unwrap();
+    for i in 0..300 {
+        assert_eq!(db.get(key(i)).unwrap(), expected(i), "key {i}");
+    }
+    let n = db.iter().count();
+    assert_eq!(n, (0..300).filter(|i| expected(*i).is_some()).count());
+}
+
+#[test]
+fn a_damaged_version_1_database_fails_with_corruption() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("db");
+    copy_dir(&fixture("v1"), &dir);
+    // Damage the first table's footer and, in a second copy, the WAL's first record.
+    let table = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "sst"))
+        .unwrap();
+    let mut bytes = std::fs::read(&table).unwrap();
+    let n = bytes.len();
+    bytes[n - 30] ^= 0x10;
+    std::fs::write(&table, &bytes).unwrap();
+    let e = Db::open(&dir, Options::default()).err().expect("must fail");
+    assert!(matches!(e, Error::Corruption { .. }), "{e}");
+    assert!(
+        e.to_string()
+            .contains(&table.file_name().unwrap().to_string_lossy().to_string()),
+        "{e}"
+    );
+
+    let dir2 = tmp.path().join("db2");
+    copy_dir(&fixture("v1"), &dir2);
+    let wal = std::fs::read_dir(&dir2)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "wal"))
+        .unwrap();
+    let mut bytes = std::fs::read(&wal).unwrap();
+    bytes[60] ^= 0x01;
+    std::fs::write(&wal, &bytes).unwrap();
+    let e = Db::open(&dir2, Options::default())
+        .err()
+        .expect("must fail");
+    assert!(matches!(e, Error::Corruption { .. }), "{e}");
+}
