@@ -47,7 +47,7 @@ fn write_v1(dir: &Path) {
 }
 
 fn expected(i: u32) -> Option<Vec<u8>> {
-    if i < 200 && i % 7 == 0 {
+    if i < 200 && i.is_multiple_of(7) {
         None
     } else if i == 250 {
         Some(b"overwritten".to_vec())
