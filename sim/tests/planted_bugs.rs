@@ -5,7 +5,7 @@ use sedimentdb::planted::{plant, Bug};
 use sedimentdb_sim::runner::run_seed;
 
 /// Seeds each bug may take before the simulator must have found it.
-const BOUND: u64 = 200;
+const BOUND: u64 = 500;
 
 fn seeds_to_failure(bug: Bug) -> Option<u64> {
     plant(Some(bug));
