@@ -31,8 +31,13 @@ fn every_crash_state_of_a_short_workload_is_prefix_consistent() {
             },
         });
     }
-    let cov = check(5, &knobs, &steps, 48).unwrap_or_else(|f| panic!("{f}"));
+    // A compaction of everything last, so crash points land inside a compaction too.
+    steps.push(Step::CompactRange {
+        from: None,
+        to: None,
+    });
+    let cov = check(5, &knobs, &steps, 256).unwrap_or_else(|f| panic!("{f}"));
     println!("{cov:?}");
-    assert!(cov.crash_points > 100, "{cov:?}");
+    assert!(cov.crash_points > 150, "{cov:?}");
     assert!(cov.states > 3 * cov.crash_points, "{cov:?}");
 }
