@@ -490,10 +490,13 @@ impl Inner {
         // A write that queued before the database went read-only must not be applied.
         self.check_writable()?;
         self.throttle()?;
-        let need_room = self.super_version().mem.size_bytes() >= self.opts.memtable_size_bytes;
-        if need_room {
+        // Only this leader rotates, so the memtable taken here (or after the rotation) is the
+        // one the group's entries go into.
+        let mut mem = self.super_version().mem.clone();
+        if mem.size_bytes() >= self.opts.memtable_size_bytes {
             let r = self.rotate(&mut wal, true);
             self.fail_on_err(r)?;
+            mem = self.super_version().mem.clone();
         }
         let count: u64 = group.iter().map(|p| u64::from(p.batch.count)).sum();
         let seq = wal.last_seq + 1;
@@ -520,7 +523,6 @@ impl Inner {
             self.fail_on_err(r)?;
             Counters::add(&self.counters.wal_syncs, 1);
         }
-        let mem = self.super_version().mem.clone();
         let time = time_ms.to_le_bytes();
         let mut s = seq;
         for p in group {
@@ -648,17 +650,23 @@ impl Inner {
         Ok(())
     }
 
+    /// Waits until the flag `flag` picks is set, then clears it. False at shutdown.
+    fn wait_for_work(&self, flag: fn(&mut BgState) -> &mut bool) -> bool {
+        let mut bg = sync::lock(&self.bg);
+        while !*flag(&mut bg) && !bg.shutdown {
+            bg = sync::wait(&self.bg_cv, bg);
+        }
+        if bg.shutdown {
+            return false;
+        }
+        *flag(&mut bg) = false;
+        true
+    }
+
     fn flush_loop(&self) {
         loop {
-            {
-                let mut bg = sync::lock(&self.bg);
-                while !bg.pending && !bg.shutdown {
-                    bg = sync::wait(&self.bg_cv, bg);
-                }
-                if bg.shutdown {
-                    return;
-                }
-                bg.pending = false;
+            if !self.wait_for_work(|bg| &mut bg.pending) {
+                return;
             }
             if self.read_only_cause().is_some() {
                 continue;
@@ -672,15 +680,8 @@ impl Inner {
 
     fn compaction_loop(&self) {
         loop {
-            {
-                let mut bg = sync::lock(&self.bg);
-                while !bg.compact_pending && !bg.shutdown {
-                    bg = sync::wait(&self.bg_cv, bg);
-                }
-                if bg.shutdown {
-                    return;
-                }
-                bg.compact_pending = false;
+            if !self.wait_for_work(|bg| &mut bg.compact_pending) {
+                return;
             }
             while self.read_only_cause().is_none() && !self.closed() {
                 let r = self.compact_step();
