@@ -5,19 +5,20 @@
 //! `tombstone_grace` ago by the engine's clock *and* no level deeper than the output can hold an
 //! older version of its key. Anything less lets deleted data come back.
 
-use crate::db::{table_name, Inner};
+use crate::db::Inner;
 use crate::env::join;
 use crate::error::{Error, Result};
+use crate::filename::table_name;
 use crate::flush::create_table;
 use crate::iter::{MergingIter, Source};
 use crate::key::{self, Kind};
-use crate::manifest::{VersionEdit, NUM_LEVELS};
+use crate::manifest::VersionEdit;
 use crate::options::Options;
 use crate::planted::{self, Bug};
 use crate::sstable::{Table, TableBuilder, TableIter};
 use crate::stats::Counters;
 use crate::sync::{self, Arc, Ordering};
-use crate::version::{user_range, Version};
+use crate::version::{user_range, Version, NUM_LEVELS};
 
 /// One unit of compaction work.
 pub(crate) struct Compaction {

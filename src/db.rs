@@ -4,12 +4,14 @@
 
 use crate::env::{join, Env, FileLock};
 use crate::error::{Error, Result};
+use crate::filename::wal_name;
+use crate::key::Found;
 use crate::key::{Kind, SEQ_MAX};
 use crate::manifest::ManifestWriter;
-use crate::manifest::NUM_LEVELS;
-use crate::memtable::{Found, Memtable};
+use crate::memtable::Memtable;
 use crate::options::{Background, Options, WriteOptions};
 use crate::planted::{self, Bug};
+use crate::record::LogWriter;
 use crate::scan::{RawScan, Scan};
 use crate::sstable::reader::Probe;
 use crate::sstable::Table;
@@ -17,8 +19,8 @@ use crate::stats::{Counters, LevelStats, Stats};
 use crate::sync::{self, Arc, AtomicBool, AtomicU64, Condvar, Mutex, Ordering, RwLock};
 use crate::version::user_range;
 use crate::version::Version;
+use crate::version::NUM_LEVELS;
 use crate::wal::batch::{self, WriteBatch};
-use crate::wal::log::LogWriter;
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
@@ -26,16 +28,6 @@ use std::thread::JoinHandle;
 
 /// Bytes of batches one group commit gathers behind its leader's batch.
 const GROUP_COMMIT_BYTES_MAX: usize = 1 << 20;
-
-/// Name of WAL file `n`.
-pub(crate) fn wal_name(n: u64) -> String {
-    format!("{n:06}.wal")
-}
-
-/// Name of table file `n`.
-pub(crate) fn table_name(n: u64) -> String {
-    format!("{n:06}.sst")
-}
 
 /// What a reader needs, swapped atomically: the active memtable, the immutable ones (newest
 /// first) and the live tables.
@@ -569,7 +561,7 @@ impl Inner {
             .fs
             .create(&path)
             .map_err(|e| Error::io("create", &path, e))?;
-        let writer = LogWriter::new(file, path, crate::wal::log::WAL_MAGIC, number)?;
+        let writer = LogWriter::new(file, path, crate::wal::WAL_MAGIC, number)?;
         // Durability point: without this directory fsync, the new WAL (and every synced write in
         // it) could vanish at a power loss.
         self.env

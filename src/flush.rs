@@ -1,8 +1,9 @@
 //! Turning an immutable memtable into a level-0 table: the flush step.
 
-use crate::db::{table_name, wal_name, Inner};
+use crate::db::Inner;
 use crate::env::{join, Env};
 use crate::error::{Error, Result};
+use crate::filename::{table_name, wal_name};
 use crate::key;
 use crate::manifest::VersionEdit;
 use crate::memtable::Memtable;

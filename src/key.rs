@@ -152,30 +152,60 @@ impl std::fmt::Debug for InternalKey {
     }
 }
 
-/// LEB128 varint helpers for the on-disk formats.
-pub mod varint {
-    /// Appends `v` as a varint.
-    pub fn put(out: &mut Vec<u8>, mut v: u64) {
-        while v >= 0x80 {
-            out.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        out.push(v as u8);
-    }
+/// Bytes of a tombstone's value: its deletion time.
+pub const TOMBSTONE_VALUE_LEN: usize = 8;
 
-    /// Decodes a varint at `*pos`, advancing it; `None` if truncated or longer than 10 bytes.
-    pub fn get(buf: &[u8], pos: &mut usize) -> Option<u64> {
-        let mut v: u64 = 0;
-        for i in 0..10 {
-            let b = *buf.get(*pos)?;
-            *pos += 1;
-            v |= u64::from(b & 0x7f).checked_shl(7 * i)?;
-            if b & 0x80 == 0 {
-                return Some(v);
-            }
-        }
-        None
+/// The value stored with a tombstone: its deletion time, milliseconds since the Unix epoch,
+/// 8 bytes little-endian. DO NOT CHANGE.
+pub fn tombstone_value(deleted_at_ms: u64) -> [u8; TOMBSTONE_VALUE_LEN] {
+    deleted_at_ms.to_le_bytes()
+}
+
+/// The deletion time a tombstone's value holds; `None` if the value is not 8 bytes.
+pub fn deletion_time(value: &[u8]) -> Option<u64> {
+    value.try_into().ok().map(u64::from_le_bytes)
+}
+
+/// True if the internal key `ikey` and its value are well formed: a trailer with a known kind,
+/// and for a tombstone an 8-byte deletion time. Checked on everything read from disk.
+pub fn entry_is_well_formed(ikey: &[u8], value: &[u8]) -> bool {
+    match parse(ikey) {
+        Some(p) => p.kind != Kind::Delete || value.len() == TOMBSTONE_VALUE_LEN,
+        None => false,
     }
+}
+
+/// What a point lookup found for a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found<V> {
+    /// The newest visible version is a value.
+    Value(V),
+    /// The newest visible version is a tombstone.
+    Deleted,
+}
+
+thread_local! {
+    /// Reused buffer for lookup keys, so a `get` allocates only what it returns.
+    static LOOKUP: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on the lookup key of `(user_key, seq)`: the encoded internal key `(user_key, seq,
+/// Put)`, the first key at or after which the newest version of `user_key` visible at `seq`
+/// sorts.
+pub fn with_lookup_key<R>(user_key: &[u8], seq: u64, f: impl FnOnce(&[u8]) -> R) -> R {
+    LOOKUP.with(|b| match b.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            encode_into(&mut buf, user_key, seq, Kind::Put);
+            let r = f(&buf);
+            if buf.capacity() > 4096 {
+                *buf = Vec::new();
+            }
+            r
+        }
+        // Re-entered (cannot happen today): fall back to a fresh buffer.
+        Err(_) => f(&encode(user_key, seq, Kind::Put)),
+    })
 }
 
 #[cfg(test)]
@@ -207,16 +237,6 @@ mod tests {
             prop_assert_eq!(compare(&a, &b), want);
             let p = parse(&a).unwrap();
             prop_assert_eq!((p.user_key, p.seq, p.kind), (&ka[..], sa, kind(da)));
-        }
-
-        #[test]
-        fn varint_round_trips(v: u64) {
-            let mut out = Vec::new();
-            varint::put(&mut out, v);
-            let mut pos = 0;
-            prop_assert_eq!(varint::get(&out, &mut pos), Some(v));
-            prop_assert_eq!(pos, out.len());
-            prop_assert_eq!(varint::get(&out[..out.len() - 1], &mut 0), None);
         }
     }
 }

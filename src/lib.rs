@@ -37,33 +37,80 @@
 //! # Ok::<(), sedimentdb::Error>(())
 //! ```
 
-pub mod env;
-pub mod error;
-pub mod key;
-pub mod manifest;
-pub mod memtable;
-pub mod options;
-pub mod planted;
-pub mod sstable;
-pub mod wal;
-
+mod coding;
 mod compaction;
 mod db;
+mod env;
+mod error;
+mod filename;
 mod flush;
 mod iter;
+mod key;
+mod manifest;
+mod memtable;
+mod options;
+mod planted;
+mod record;
 mod recovery;
 mod scan;
+mod sstable;
 mod stats;
 mod sync;
 mod version;
+mod wal;
 
 pub use db::Db;
 pub use env::{Clock, Env, File, FileLock, Fs, StdFs, SystemClock};
 pub use error::{Error, Result};
-pub use options::{Background, Options, WriteOptions};
+pub use options::{limits, Background, Options, WriteOptions};
 pub use scan::{RawEntry, RawScan, RawValue, Scan};
 pub use stats::{LevelStats, Stats};
 pub use wal::batch::WriteBatch;
+
+/// The engine's internal modules, for the simulator, the fuzz harnesses and the format tests.
+/// Not part of the embedding API: no stability promise, hidden from the documentation.
+#[doc(hidden)]
+pub mod internals {
+    /// Integer encodings of the on-disk formats.
+    pub mod coding {
+        pub use crate::coding::*;
+    }
+    /// An in-memory `File`.
+    pub use crate::env::MemFile;
+    /// File names and their parser.
+    pub mod filename {
+        pub use crate::filename::*;
+    }
+    /// Internal keys, lookup keys and tombstone values.
+    pub mod key {
+        pub use crate::key::*;
+    }
+    /// The manifest and `CURRENT`.
+    pub mod manifest {
+        pub use crate::manifest::*;
+    }
+    /// The skiplist memtable.
+    pub mod memtable {
+        pub use crate::memtable::*;
+    }
+    /// Record framing shared by the WAL and the manifest.
+    pub mod record {
+        pub use crate::record::*;
+    }
+    /// Tables: blocks, filters, builder, reader.
+    pub mod sstable {
+        pub use crate::sstable::*;
+    }
+    /// The WAL's magic and the write batch encoding.
+    pub mod wal {
+        pub use crate::wal::*;
+    }
+    /// Planted bugs (test-only feature `planted-bugs`).
+    #[cfg(feature = "planted-bugs")]
+    pub mod planted {
+        pub use crate::planted::*;
+    }
+}
 
 /// The README's examples, compiled and run as doctests.
 #[doc = include_str!("../README.md")]

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! CURRENT (24 bytes): magic "SDBCURNT" | version u32 LE | manifest_number u64 LE | crc32 u32 LE
-//! MANIFEST-NNNNNN: a record log (wal/log.rs) with magic "SDBMANIF"; each record one edit:
+//! MANIFEST-NNNNNN: a record log (`crate::record`) with magic "SDBMANIF"; each record one edit:
 //! edit := field*
 //! field := tag u8 | body
 //!   1 next_file_number varint      2 last_seq varint      3 log_number varint
@@ -14,11 +14,13 @@
 //!   5 delete table: level varint | number varint
 //! ```
 
+use crate::coding::varint;
 use crate::env::{join, Fs};
 use crate::error::{Error, Result};
-use crate::key::varint;
+use crate::filename::{manifest_name, CURRENT, CURRENT_TMP};
+use crate::record::{self as log, LogWriter};
 use crate::sstable::TableMeta;
-use crate::wal::log::{self, LogWriter, MANIFEST_MAGIC};
+use crate::version::NUM_LEVELS;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -26,11 +28,8 @@ use std::path::Path;
 pub const CURRENT_FORMAT_VERSION: u32 = 1;
 /// Magic of the `CURRENT` file. DO NOT CHANGE.
 pub const CURRENT_MAGIC: [u8; 8] = *b"SDBCURNT";
-/// Name of the pointer file.
-pub const CURRENT: &str = "CURRENT";
-const CURRENT_TMP: &str = "CURRENT.tmp";
-/// Number of levels.
-pub const NUM_LEVELS: usize = 7;
+/// Magic of manifest files. DO NOT CHANGE.
+pub const MANIFEST_MAGIC: [u8; 8] = *b"SDBMANIF";
 
 // Edit tags. DO NOT CHANGE.
 const TAG_NEXT_FILE: u8 = 1;
@@ -194,11 +193,6 @@ impl ManifestState {
             deleted: Vec::new(),
         }
     }
-}
-
-/// Name of manifest `n`.
-pub fn manifest_name(n: u64) -> String {
-    format!("MANIFEST-{n:06}")
 }
 
 /// Encodes the `CURRENT` file.

@@ -1,8 +1,7 @@
 //! The memtable: a lock-free skiplist of internal keys, with size accounting.
 
-use crate::key::{self, InternalKey, InternalKeyRef, Kind};
+use crate::key::{self, Found, InternalKey, InternalKeyRef, Kind};
 use crossbeam_skiplist::SkipMap;
-use std::cell::RefCell;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -13,44 +12,12 @@ const ENTRY_OVERHEAD_BYTES: usize = 64;
 /// An owned entry: encoded internal key and value.
 pub type OwnedEntry = (Box<[u8]>, Box<[u8]>);
 
-/// What a lookup found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Found<V> {
-    /// The newest visible version is a value.
-    Value(V),
-    /// The newest visible version is a tombstone.
-    Deleted,
-}
-
 /// An in-memory sorted table of recent writes, backed by the WAL numbered `wal_number`.
 pub struct Memtable {
     map: SkipMap<InternalKey, Box<[u8]>>,
     size_bytes: AtomicUsize,
     max_seq: AtomicU64,
     wal_number: u64,
-}
-
-thread_local! {
-    /// Reused buffer for lookup keys, so a `get` allocates only what it returns.
-    static LOOKUP: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Runs `f` on the encoded internal key `(user_key, seq, Put)`, the first key at or after which
-/// the newest version of `user_key` visible at `seq` sorts.
-pub(crate) fn with_lookup_key<R>(user_key: &[u8], seq: u64, f: impl FnOnce(&[u8]) -> R) -> R {
-    LOOKUP.with(|b| match b.try_borrow_mut() {
-        Ok(mut buf) => {
-            buf.clear();
-            key::encode_into(&mut buf, user_key, seq, Kind::Put);
-            let r = f(&buf);
-            if buf.capacity() > 4096 {
-                *buf = Vec::new();
-            }
-            r
-        }
-        // Re-entered (cannot happen today): fall back to a fresh buffer.
-        Err(_) => f(&key::encode(user_key, seq, Kind::Put)),
-    })
 }
 
 impl Memtable {
@@ -87,7 +54,7 @@ impl Memtable {
 
     /// The newest version of `user_key` with sequence number at most `seq`.
     pub fn get(&self, user_key: &[u8], seq: u64) -> Option<Found<Vec<u8>>> {
-        with_lookup_key(user_key, seq, |lookup| {
+        key::with_lookup_key(user_key, seq, |lookup| {
             let e = self
                 .map
                 .lower_bound(Bound::Included(InternalKeyRef::new(lookup)))?;

@@ -32,6 +32,7 @@ pub enum Bug {
 
 impl Bug {
     /// Every planted bug.
+    #[cfg_attr(not(feature = "planted-bugs"), allow(dead_code))]
     pub const ALL: [Bug; 10] = [
         Bug::AckBeforeWalSync,
         Bug::SkipTableDirSync,

@@ -5,63 +5,29 @@
 //! A failed open changes nothing on disk until the lock is held and the existing state has been
 //! read and checked, so opening a foreign directory or a newer format version is harmless.
 
-use crate::db::{table_name, wal_name, Recovered, SuperVersion, WalState};
+use crate::db::{Recovered, SuperVersion, WalState};
 use crate::env::{join, Env, Fs};
 use crate::error::{Error, Result};
+use crate::filename::{self, manifest_name, table_name, wal_name, FileKind, CURRENT, LOCK};
 use crate::flush::write_table;
 use crate::key::Kind;
-use crate::manifest::{self, ManifestState, ManifestWriter, CURRENT};
+use crate::manifest::{self, ManifestState, ManifestWriter};
 use crate::memtable::Memtable;
 use crate::options::Options;
+use crate::record::{self as log, LogEnd, LogWriter};
 use crate::sstable::Table;
 use crate::sync::Arc;
 use crate::version::Version;
 use crate::wal::batch;
-use crate::wal::log::{self, LogEnd, LogWriter, WAL_MAGIC};
+use crate::wal::WAL_MAGIC;
 use std::path::Path;
-
-const LOCK: &str = "LOCK";
-
-/// What a file name in the database directory is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FileKind {
-    Wal(u64),
-    Table(u64),
-    Manifest(u64),
-    Current,
-    CurrentTmp,
-    Lock,
-}
-
-fn classify(name: &str) -> Option<FileKind> {
-    let num = |s: &str| {
-        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| s.parse().ok())
-            .flatten()
-    };
-    if let Some(n) = name.strip_suffix(".wal").and_then(num) {
-        return Some(FileKind::Wal(n));
-    }
-    if let Some(n) = name.strip_suffix(".sst").and_then(num) {
-        return Some(FileKind::Table(n));
-    }
-    if let Some(n) = name.strip_prefix("MANIFEST-").and_then(num) {
-        return Some(FileKind::Manifest(n));
-    }
-    match name {
-        CURRENT => Some(FileKind::Current),
-        "CURRENT.tmp" => Some(FileKind::CurrentTmp),
-        LOCK => Some(FileKind::Lock),
-        _ => None,
-    }
-}
 
 fn list(fs: &dyn Fs, dir: &Path) -> Result<Vec<(String, Option<FileKind>)>> {
     let names = fs.list_dir(dir).map_err(|e| Error::io("list", dir, e))?;
     Ok(names
         .into_iter()
         .map(|n| {
-            let k = classify(&n);
+            let k = filename::parse(&n);
             (n, k)
         })
         .collect())
@@ -227,7 +193,7 @@ pub(crate) fn recover(env: Env, dir: &Path, opts: Options) -> Result<Recovered> 
     if !version.levels_are_disjoint() {
         let n = manifest::read_current(fs, dir)?;
         return Err(Error::corruption(
-            join(dir, &manifest::manifest_name(n)),
+            join(dir, &manifest_name(n)),
             0,
             "the manifest places overlapping tables in one level below level 0",
         ));

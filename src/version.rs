@@ -2,9 +2,11 @@
 //! which keeps every table it names open (and its file on disk: see `Inner::purge_obsolete`).
 
 use crate::key;
-use crate::manifest::NUM_LEVELS;
 use crate::sstable::Table;
 use std::sync::Arc;
+
+/// Number of levels: level 0 (overlapping tables, newest first) and six sorted levels below it.
+pub const NUM_LEVELS: usize = 7;
 
 /// Live tables by level. Level 0 is ordered newest first (its tables may overlap); deeper
 /// levels are ordered by key and do not overlap.

@@ -1,9 +1,9 @@
 //! Round-trip properties of the table format: what the builder writes, the reader returns,
 //! for point lookups and full iteration, and truncated tables never open.
 use proptest::prelude::*;
-use sedimentdb::key::{self, Kind};
-use sedimentdb::memtable::Found;
-use sedimentdb::sstable::{Table, TableBuilder, TableIter};
+use sedimentdb::internals::key::Found;
+use sedimentdb::internals::key::{self, Kind};
+use sedimentdb::internals::sstable::{Table, TableBuilder, TableIter};
 use sedimentdb::Fs;
 use sedimentdb_sim::SimFs;
 use std::collections::BTreeMap;

@@ -7,13 +7,15 @@
 use crate::runner::run_steps;
 use crate::workload::{Knobs, Step};
 use crate::SimFs;
-use sedimentdb::key::{self, Kind};
-use sedimentdb::manifest::{self, ManifestState, ManifestWriter, VersionEdit};
-use sedimentdb::memtable::Found;
-use sedimentdb::sstable::block::{BlockBuilder, BlockCursor};
-use sedimentdb::sstable::{bloom, Table, TableBuilder, TableIter, TableMeta};
-use sedimentdb::wal::batch::{decode_payload, payload_header, WriteBatch};
-use sedimentdb::wal::log::{self, LogEnd, LogWriter, WAL_MAGIC};
+use sedimentdb::internals::key::Found;
+use sedimentdb::internals::key::{self, Kind};
+use sedimentdb::internals::manifest::{self, ManifestState, ManifestWriter, VersionEdit};
+use sedimentdb::internals::record::{self as log, LogEnd, LogWriter};
+use sedimentdb::internals::sstable::block::{BlockBuilder, BlockCursor};
+use sedimentdb::internals::sstable::{bloom, Table, TableBuilder, TableIter, TableMeta};
+use sedimentdb::internals::wal::batch::{decode_payload, payload_header, WriteBatch};
+use sedimentdb::internals::wal::WAL_MAGIC;
+pub use sedimentdb::internals::MemFile;
 use sedimentdb::{Error, Fs};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -182,41 +184,6 @@ pub fn wal_replay(data: &[u8]) {
     }
 }
 
-/// An in-memory `File` for building files in harnesses.
-#[derive(Clone, Default)]
-pub struct MemFile(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl MemFile {
-    pub fn bytes(&self) -> Vec<u8> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-}
-
-impl sedimentdb::File for MemFile {
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-        let d = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let o = usize::try_from(offset).map_err(|_| std::io::ErrorKind::UnexpectedEof)?;
-        let src = d
-            .get(o..o + buf.len())
-            .ok_or(std::io::ErrorKind::UnexpectedEof)?;
-        buf.copy_from_slice(src);
-        Ok(())
-    }
-    fn append(&self, data: &[u8]) -> std::io::Result<()> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(data);
-        Ok(())
-    }
-    fn sync(&self) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn len(&self) -> std::io::Result<u64> {
-        Ok(self.0.lock().unwrap_or_else(|e| e.into_inner()).len() as u64)
-    }
-}
-
 /// Reads every key of `want` and a full scan from the table at `path`: each answer is the right
 /// data or a clear error, never wrong data.
 fn read_table_checked(fs: &SimFs, path: &Path, want: &BTreeMap<Vec<u8>, (u64, bool, Vec<u8>)>) {
@@ -334,8 +301,11 @@ pub fn manifest_replay(data: &[u8]) {
     let fs = SimFs::new();
     fs.create_dir_all(dir).expect("in memory");
     let named = le_u64(data, 12).unwrap_or(3);
-    fs.write_file(&dir.join(manifest::manifest_name(named)), data)
-        .expect("in memory");
+    fs.write_file(
+        &dir.join(sedimentdb::internals::filename::manifest_name(named)),
+        data,
+    )
+    .expect("in memory");
     if let Err(e) = manifest::load(&fs, dir, named) {
         assert!(is_clear_error(&e), "unclear error: {e}");
     }

@@ -48,12 +48,12 @@ pub mod shrink;
 pub mod workload;
 
 #[cfg(feature = "planted-bugs")]
-pub use sedimentdb::planted::Bug;
+pub use sedimentdb::internals::planted::Bug;
 
 /// The bug planted on this thread, if any.
 #[cfg(feature = "planted-bugs")]
-pub fn planted_now() -> Option<sedimentdb::planted::Bug> {
-    sedimentdb::planted::Bug::ALL
+pub fn planted_now() -> Option<sedimentdb::internals::planted::Bug> {
+    sedimentdb::internals::planted::Bug::ALL
         .into_iter()
-        .find(|b| sedimentdb::planted::active(*b))
+        .find(|b| sedimentdb::internals::planted::active(*b))
 }

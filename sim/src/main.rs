@@ -91,7 +91,7 @@ fn plant(name: &Option<String>) {
                 eprintln!("unknown bug {n}; known: {:?}", sedimentdb_sim::Bug::ALL);
                 std::process::exit(2)
             });
-        sedimentdb::planted::plant(Some(bug));
+        sedimentdb::internals::planted::plant(Some(bug));
     }
 }
 

@@ -6,6 +6,8 @@ use crate::workload::{key_bytes, value_bytes, Knobs, Step};
 use crate::{SyncFailure, World};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use sedimentdb::internals::filename::{self, FileKind};
+use sedimentdb::internals::record::proven_synced_len;
 use sedimentdb::{Background, Db, Error, Options, RawValue, Scan, WriteBatch, WriteOptions};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -478,7 +480,7 @@ impl Runner {
             .fs
             .names(Path::new(DB_DIR))
             .iter()
-            .filter(|n| n.ends_with(".sst"))
+            .filter(|n| matches!(filename::parse(n), Some(FileKind::Table(_))))
             .count();
         let live = db.stats().tables;
         if files != live {
@@ -874,19 +876,14 @@ impl Runner {
             let Some(durable) = fs.durable_len(&path) else {
                 continue;
             };
-            let number = |s: &str| s.parse::<u64>().ok();
-            let len = if name.ends_with(".sst") || name == "CURRENT" {
-                durable
-            } else if let Some(n) = name
-                .strip_suffix(".wal")
-                .and_then(number)
-                .or_else(|| name.strip_prefix("MANIFEST-").and_then(number))
-            {
-                let data = fs.read_file(&path).unwrap_or_default();
-                let data = &data[..durable.min(data.len())];
-                sedimentdb::wal::log::proven_synced_len(data, n) as usize
-            } else {
-                0
+            let len = match filename::parse(&name) {
+                Some(FileKind::Table(_) | FileKind::Current) => durable,
+                Some(FileKind::Wal(n) | FileKind::Manifest(n)) => {
+                    let data = fs.read_file(&path).unwrap_or_default();
+                    let data = &data[..durable.min(data.len())];
+                    proven_synced_len(data, n) as usize
+                }
+                _ => 0,
             };
             if len > 0 {
                 eligible.push((name, len));

@@ -76,7 +76,7 @@ fn ops_vs_model() {
 #[test]
 fn the_table_harness_catches_unchecked_reads() {
     use rand_chacha::rand_core::{RngCore, SeedableRng};
-    use sedimentdb::planted::{plant, Bug};
+    use sedimentdb::internals::planted::{plant, Bug};
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     plant(Some(Bug::SkipReadChecksum));
     let mut caught = 0;

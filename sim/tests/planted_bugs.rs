@@ -1,7 +1,7 @@
 //! Proof that the simulator finds bugs: each planted bug must make some seed fail within the
 //! stated bound. Run with `cargo test -p sedimentdb-sim --release --features planted-bugs`.
 #![cfg(feature = "planted-bugs")]
-use sedimentdb::planted::{plant, Bug};
+use sedimentdb::internals::planted::{plant, Bug};
 use sedimentdb_sim::runner::run_seed;
 
 /// Seeds each bug may take before the simulator must have found it.

@@ -10,12 +10,14 @@
 //! directory entry survives only after a successful [`Fs::sync_dir`] of its directory; a rename
 //! is atomic.
 
+mod mem;
 mod std_fs;
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use mem::MemFile;
 pub use std_fs::{StdFs, SystemClock};
 
 /// A file opened for reading and/or appending.

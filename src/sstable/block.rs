@@ -8,7 +8,7 @@
 //! ```
 //! On disk every block is followed by a 4-byte trailer checksum (see `format.rs`).
 
-use crate::key::varint;
+use crate::coding::varint;
 use std::cmp::Ordering;
 
 /// Builds one block.

@@ -19,8 +19,8 @@
 //! ```
 //! Block lengths exclude the trailer.
 
+use crate::coding::varint;
 use crate::error::{Error, Result};
-use crate::key::varint;
 use std::path::Path;
 
 /// Table format version. DO NOT CHANGE the meaning of a published version.

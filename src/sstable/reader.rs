@@ -9,7 +9,7 @@ use super::format::{
 use crate::env::{File, Fs};
 use crate::error::{Error, Result};
 use crate::key::{self, Kind};
-use crate::memtable::{with_lookup_key, Found};
+use crate::key::{with_lookup_key, Found};
 use crate::options::limits;
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};

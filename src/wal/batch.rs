@@ -7,7 +7,8 @@
 //! Entry `i` gets sequence number `seq + i`. A tombstone's deletion time is the payload's
 //! `time_ms`.
 
-use crate::key::{varint, Kind};
+use crate::coding::varint;
+use crate::key::Kind;
 
 /// Bytes of the payload header.
 pub const PAYLOAD_HEADER_LEN: usize = 20;

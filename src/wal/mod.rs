@@ -1,5 +1,7 @@
-//! The write-ahead log: checksummed records appended to a file, and recovery that tells a torn
-//! tail from damage. The record framing is shared with the manifest (`docs/format/wal.md`).
+//! The write-ahead log: WAL files are record logs (`crate::record`) with their own magic, each
+//! record one group commit's batches (`batch.rs`, `docs/format/wal.md`).
 
 pub mod batch;
-pub mod log;
+
+/// Magic of WAL files. DO NOT CHANGE.
+pub const WAL_MAGIC: [u8; 8] = *b"SDBWAL\0\0";

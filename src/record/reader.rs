@@ -1,199 +1,9 @@
-//! Record log framing, shared by WAL files and manifest files.
-//!
-//! ```text
-//! file   := file_header record*
-//! file_header (24 bytes):
-//!   0   magic          8 bytes  ("SDBWAL\0\0" or "SDBMANIF")
-//!   8   version        u32 LE   (LOG_FORMAT_VERSION)
-//!   12  file_number    u64 LE
-//!   20  crc32          u32 LE   over bytes 0..20
-//! record := header(24 bytes) payload
-//!   0   crc32          u32 LE   over file_number (8 bytes LE, not stored) ++ bytes 4..24+len
-//!   4   len            u32 LE   payload length
-//!   8   offset         u64 LE   offset of this record in the file
-//!   16  synced_offset  u64 LE   bytes of this file known durable when the record was written
-//!   24  payload        len bytes
-//! ```
-//!
-//! The checksum binds each record to its file and position, so a record written to the wrong
-//! place reads as damage. `synced_offset` lets recovery tell a torn tail (damage after the last
-//! sync, which a power loss may leave) from damage to synced data (which must be reported): the
-//! damage is in synced data exactly when a later intact record says that bytes past the damage
-//! were already durable.
+//! Reading a log back: header checks, record parsing, and the torn-tail rule.
 
+use super::{record_crc, FILE_HEADER_LEN, LOG_FORMAT_VERSION, RECORD_HEADER_LEN};
 use crate::env::File;
 use crate::error::{Error, Result};
-use crate::options::limits;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-/// Version of the log framing. DO NOT CHANGE the meaning of a published version.
-pub const LOG_FORMAT_VERSION: u32 = 1;
-/// Magic of WAL files. DO NOT CHANGE.
-pub const WAL_MAGIC: [u8; 8] = *b"SDBWAL\0\0";
-/// Magic of manifest files. DO NOT CHANGE.
-pub const MANIFEST_MAGIC: [u8; 8] = *b"SDBMANIF";
-/// Bytes of the file header.
-pub const FILE_HEADER_LEN: usize = 24;
-/// Bytes of a record header.
-pub const RECORD_HEADER_LEN: usize = 24;
-
-fn record_crc(file_number: u64, rest: &[u8], payload: &[u8]) -> u32 {
-    let mut h = crc32fast::Hasher::new();
-    h.update(&file_number.to_le_bytes());
-    h.update(rest);
-    h.update(payload);
-    h.finalize()
-}
-
-/// Encodes a file header.
-pub fn file_header(magic: [u8; 8], file_number: u64) -> [u8; FILE_HEADER_LEN] {
-    let mut h = [0u8; FILE_HEADER_LEN];
-    h[0..8].copy_from_slice(&magic);
-    h[8..12].copy_from_slice(&LOG_FORMAT_VERSION.to_le_bytes());
-    h[12..20].copy_from_slice(&file_number.to_le_bytes());
-    let crc = crc32fast::hash(&h[0..20]);
-    h[20..24].copy_from_slice(&crc.to_le_bytes());
-    h
-}
-
-/// Appends records to a log file.
-pub struct LogWriter {
-    file: Arc<dyn File>,
-    path: PathBuf,
-    file_number: u64,
-    offset: u64,
-    synced_offset: u64,
-    buf: Vec<u8>,
-    /// The first append or sync failure. After it the file's tail is unknown (a partial record,
-    /// or pages an fsync dropped), so the writer refuses everything: appending after garbage
-    /// would put records where recovery cannot reach them, and a second fsync may return Ok
-    /// without persisting what the first lost.
-    failed: Option<String>,
-}
-
-impl LogWriter {
-    /// Writes the file header to a freshly created, empty file.
-    pub fn new(
-        file: Arc<dyn File>,
-        path: PathBuf,
-        magic: [u8; 8],
-        file_number: u64,
-    ) -> Result<LogWriter> {
-        let header = file_header(magic, file_number);
-        file.append(&header)
-            .map_err(|e| Error::io("append", &path, e))?;
-        Ok(LogWriter {
-            file,
-            path,
-            file_number,
-            offset: FILE_HEADER_LEN as u64,
-            synced_offset: 0,
-            buf: Vec::new(),
-            failed: None,
-        })
-    }
-
-    fn refuse_if_failed(&self) -> Result<()> {
-        match &self.failed {
-            Some(cause) => Err(Error::ReadOnly {
-                cause: format!(
-                    "{} refuses writes after an earlier failure: {cause}",
-                    self.path.display()
-                ),
-            }),
-            None => Ok(()),
-        }
-    }
-
-    fn note<T>(&mut self, r: Result<T>) -> Result<T> {
-        if let Err(e) = &r {
-            self.failed.get_or_insert_with(|| e.to_string());
-        }
-        r
-    }
-
-    /// Appends one record made of the concatenation of `parts`. On error a prefix of the record
-    /// may be in the file, and the writer refuses every later call.
-    pub fn add_record(&mut self, parts: &[&[u8]]) -> Result<()> {
-        self.refuse_if_failed()?;
-        let len: usize = parts.iter().map(|p| p.len()).sum();
-        if len > limits::RECORD_SIZE_BYTES_MAX || len > u32::MAX as usize {
-            return Err(Error::InvalidArgument(format!(
-                "record of {len} bytes exceeds the limit of {} bytes",
-                limits::RECORD_SIZE_BYTES_MAX.min(u32::MAX as usize)
-            )));
-        }
-        self.buf.clear();
-        self.buf.reserve(RECORD_HEADER_LEN + len);
-        self.buf.extend_from_slice(&[0u8; 4]);
-        self.buf.extend_from_slice(&(len as u32).to_le_bytes());
-        self.buf.extend_from_slice(&self.offset.to_le_bytes());
-        self.buf
-            .extend_from_slice(&self.synced_offset.to_le_bytes());
-        for p in parts {
-            self.buf.extend_from_slice(p);
-        }
-        let crc = record_crc(self.file_number, &self.buf[4..], &[]);
-        self.buf[0..4].copy_from_slice(&crc.to_le_bytes());
-        let r = self
-            .file
-            .append(&self.buf)
-            .map_err(|e| Error::io("append", &self.path, e));
-        self.note(r)?;
-        self.offset += self.buf.len() as u64;
-        if self.buf.capacity() > (1 << 20) {
-            self.buf = Vec::new();
-        }
-        Ok(())
-    }
-
-    /// Makes every record appended so far durable.
-    /// Makes every record appended so far durable. After a failure, refuses every later call.
-    pub fn sync(&mut self) -> Result<()> {
-        self.refuse_if_failed()?;
-        if self.synced_offset == self.offset {
-            return Ok(());
-        }
-        let r = self
-            .file
-            .sync()
-            .map_err(|e| Error::io("sync", &self.path, e));
-        self.note(r)?;
-        self.synced_offset = self.offset;
-        Ok(())
-    }
-
-    /// The first failure, if the writer has failed.
-    pub fn failure(&self) -> Option<&str> {
-        self.failed.as_deref()
-    }
-
-    /// True if records were appended since the last sync.
-    pub fn has_unsynced(&self) -> bool {
-        self.synced_offset != self.offset
-    }
-
-    /// Bytes written so far.
-    pub fn len(&self) -> u64 {
-        self.offset
-    }
-
-    /// Always false: a log holds at least its header.
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-
-    /// The file's number.
-    pub fn file_number(&self) -> u64 {
-        self.file_number
-    }
-
-    /// The file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
+use std::path::Path;
 
 /// How a log ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -427,28 +237,14 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    struct MemFile(std::sync::Mutex<Vec<u8>>);
-    impl File for MemFile {
-        fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-            let d = self.0.lock().unwrap();
-            let o = offset as usize;
-            buf.copy_from_slice(&d[o..o + buf.len()]);
-            Ok(())
-        }
-        fn append(&self, data: &[u8]) -> std::io::Result<()> {
-            self.0.lock().unwrap().extend_from_slice(data);
-            Ok(())
-        }
-        fn sync(&self) -> std::io::Result<()> {
-            Ok(())
-        }
-        fn len(&self) -> std::io::Result<u64> {
-            Ok(self.0.lock().unwrap().len() as u64)
-        }
-    }
+    use crate::env::MemFile;
+    use crate::record::LogWriter;
+    use std::sync::Arc;
+
+    const WAL_MAGIC: [u8; 8] = *b"SDBWAL\0\0";
 
     fn write_log(records: &[Vec<u8>], sync_each: bool) -> Vec<u8> {
-        let f = Arc::new(MemFile(Default::default()));
+        let f = Arc::new(MemFile::new());
         let mut w = LogWriter::new(f.clone(), "t.wal".into(), WAL_MAGIC, 7).unwrap();
         for r in records {
             w.add_record(&[r]).unwrap();
@@ -456,8 +252,7 @@ mod tests {
                 w.sync().unwrap();
             }
         }
-        let d = f.0.lock().unwrap().clone();
-        d
+        f.bytes()
     }
 
     fn read_log(data: &[u8]) -> Result<(Vec<Vec<u8>>, LogEnd)> {
@@ -564,7 +359,7 @@ mod tests {
     #[test]
     fn a_writer_refuses_everything_after_its_first_failure() {
         let f = Arc::new(FlakyFile {
-            inner: MemFile(Default::default()),
+            inner: MemFile::new(),
             fail: std::sync::atomic::AtomicBool::new(false),
         });
         let mut w = LogWriter::new(f.clone(), "t.wal".into(), WAL_MAGIC, 7).unwrap();

@@ -1,0 +1,56 @@
+//! An in-memory [`File`]: a growable byte vector behind a lock. For building and reading files
+//! in tests and fuzz harnesses without a filesystem; it never fails and keeps everything.
+
+use super::File;
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// An in-memory file. Clones share the same bytes.
+#[derive(Clone, Default)]
+pub struct MemFile(Arc<Mutex<Vec<u8>>>);
+
+impl MemFile {
+    /// An empty file.
+    pub fn new() -> MemFile {
+        MemFile::default()
+    }
+
+    /// A file holding `data`.
+    pub fn with_bytes(data: Vec<u8>) -> MemFile {
+        MemFile(Arc::new(Mutex::new(data)))
+    }
+
+    /// A copy of the bytes written so far.
+    pub fn bytes(&self) -> Vec<u8> {
+        self.data().clone()
+    }
+
+    fn data(&self) -> MutexGuard<'_, Vec<u8>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl File for MemFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let d = self.data();
+        let src = usize::try_from(offset)
+            .ok()
+            .and_then(|o| d.get(o..o.checked_add(buf.len())?))
+            .ok_or(io::ErrorKind::UnexpectedEof)?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+
+    fn append(&self, data: &[u8]) -> io::Result<()> {
+        self.data().extend_from_slice(data);
+        Ok(())
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.data().len() as u64)
+    }
+}

@@ -1,0 +1,54 @@
+//! Record log framing, shared by WAL files and manifest files.
+//!
+//! ```text
+//! file   := file_header record*
+//! file_header (24 bytes):
+//!   0   magic          8 bytes  ("SDBWAL\0\0" or "SDBMANIF")
+//!   8   version        u32 LE   (LOG_FORMAT_VERSION)
+//!   12  file_number    u64 LE
+//!   20  crc32          u32 LE   over bytes 0..20
+//! record := header(24 bytes) payload
+//!   0   crc32          u32 LE   over file_number (8 bytes LE, not stored) ++ bytes 4..24+len
+//!   4   len            u32 LE   payload length
+//!   8   offset         u64 LE   offset of this record in the file
+//!   16  synced_offset  u64 LE   bytes of this file known durable when the record was written
+//!   24  payload        len bytes
+//! ```
+//!
+//! The checksum binds each record to its file and position, so a record written to the wrong
+//! place reads as damage. `synced_offset` lets recovery tell a torn tail (damage after the last
+//! sync, which a power loss may leave) from damage to synced data (which must be reported): the
+//! damage is in synced data exactly when a later intact record says that bytes past the damage
+//! were already durable.
+
+mod reader;
+mod writer;
+
+pub use reader::{check_file_header, holds_records, proven_synced_len, read_all, replay, LogEnd};
+pub use writer::LogWriter;
+
+/// Version of the log framing. DO NOT CHANGE the meaning of a published version.
+pub const LOG_FORMAT_VERSION: u32 = 1;
+/// Bytes of the file header.
+pub const FILE_HEADER_LEN: usize = 24;
+/// Bytes of a record header.
+pub const RECORD_HEADER_LEN: usize = 24;
+
+pub(crate) fn record_crc(file_number: u64, rest: &[u8], payload: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&file_number.to_le_bytes());
+    h.update(rest);
+    h.update(payload);
+    h.finalize()
+}
+
+/// Encodes a file header.
+pub fn file_header(magic: [u8; 8], file_number: u64) -> [u8; FILE_HEADER_LEN] {
+    let mut h = [0u8; FILE_HEADER_LEN];
+    h[0..8].copy_from_slice(&magic);
+    h[8..12].copy_from_slice(&LOG_FORMAT_VERSION.to_le_bytes());
+    h[12..20].copy_from_slice(&file_number.to_le_bytes());
+    let crc = crc32fast::hash(&h[0..20]);
+    h[20..24].copy_from_slice(&crc.to_le_bytes());
+    h
+}

@@ -1,0 +1,146 @@
+//! Appending records to a log file: framing, the synced offset, and refusal after a failure.
+
+use super::{file_header, record_crc, FILE_HEADER_LEN, RECORD_HEADER_LEN};
+use crate::env::File;
+use crate::error::{Error, Result};
+use crate::options::limits;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Appends records to a log file.
+pub struct LogWriter {
+    file: Arc<dyn File>,
+    path: PathBuf,
+    file_number: u64,
+    offset: u64,
+    synced_offset: u64,
+    buf: Vec<u8>,
+    /// The first append or sync failure. After it the file's tail is unknown (a partial record,
+    /// or pages an fsync dropped), so the writer refuses everything: appending after garbage
+    /// would put records where recovery cannot reach them, and a second fsync may return Ok
+    /// without persisting what the first lost.
+    failed: Option<String>,
+}
+
+impl LogWriter {
+    /// Writes the file header to a freshly created, empty file.
+    pub fn new(
+        file: Arc<dyn File>,
+        path: PathBuf,
+        magic: [u8; 8],
+        file_number: u64,
+    ) -> Result<LogWriter> {
+        let header = file_header(magic, file_number);
+        file.append(&header)
+            .map_err(|e| Error::io("append", &path, e))?;
+        Ok(LogWriter {
+            file,
+            path,
+            file_number,
+            offset: FILE_HEADER_LEN as u64,
+            synced_offset: 0,
+            buf: Vec::new(),
+            failed: None,
+        })
+    }
+
+    fn refuse_if_failed(&self) -> Result<()> {
+        match &self.failed {
+            Some(cause) => Err(Error::ReadOnly {
+                cause: format!(
+                    "{} refuses writes after an earlier failure: {cause}",
+                    self.path.display()
+                ),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn note<T>(&mut self, r: Result<T>) -> Result<T> {
+        if let Err(e) = &r {
+            self.failed.get_or_insert_with(|| e.to_string());
+        }
+        r
+    }
+
+    /// Appends one record made of the concatenation of `parts`. On error a prefix of the record
+    /// may be in the file, and the writer refuses every later call.
+    pub fn add_record(&mut self, parts: &[&[u8]]) -> Result<()> {
+        self.refuse_if_failed()?;
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len > limits::RECORD_SIZE_BYTES_MAX || len > u32::MAX as usize {
+            return Err(Error::InvalidArgument(format!(
+                "record of {len} bytes exceeds the limit of {} bytes",
+                limits::RECORD_SIZE_BYTES_MAX.min(u32::MAX as usize)
+            )));
+        }
+        self.buf.clear();
+        self.buf.reserve(RECORD_HEADER_LEN + len);
+        self.buf.extend_from_slice(&[0u8; 4]);
+        self.buf.extend_from_slice(&(len as u32).to_le_bytes());
+        self.buf.extend_from_slice(&self.offset.to_le_bytes());
+        self.buf
+            .extend_from_slice(&self.synced_offset.to_le_bytes());
+        for p in parts {
+            self.buf.extend_from_slice(p);
+        }
+        let crc = record_crc(self.file_number, &self.buf[4..], &[]);
+        self.buf[0..4].copy_from_slice(&crc.to_le_bytes());
+        let r = self
+            .file
+            .append(&self.buf)
+            .map_err(|e| Error::io("append", &self.path, e));
+        self.note(r)?;
+        self.offset += self.buf.len() as u64;
+        if self.buf.capacity() > (1 << 20) {
+            self.buf = Vec::new();
+        }
+        Ok(())
+    }
+
+    /// Makes every record appended so far durable.
+    /// Makes every record appended so far durable. After a failure, refuses every later call.
+    pub fn sync(&mut self) -> Result<()> {
+        self.refuse_if_failed()?;
+        if self.synced_offset == self.offset {
+            return Ok(());
+        }
+        let r = self
+            .file
+            .sync()
+            .map_err(|e| Error::io("sync", &self.path, e));
+        self.note(r)?;
+        self.synced_offset = self.offset;
+        Ok(())
+    }
+
+    /// The first failure, if the writer has failed.
+    pub fn failure(&self) -> Option<&str> {
+        self.failed.as_deref()
+    }
+
+    /// True if records were appended since the last sync.
+    pub fn has_unsynced(&self) -> bool {
+        self.synced_offset != self.offset
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.offset
+    }
+
+    /// Always false: a log holds at least its header.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The file's number.
+    pub fn file_number(&self) -> u64 {
+        self.file_number
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
