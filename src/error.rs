@@ -7,19 +7,23 @@
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// The result type of every fallible engine call.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in sedimentdb.
-#[derive(Debug)]
+///
+/// `Clone` is cheap: the parts that cannot be copied (the I/O error, the cause of a read-only
+/// state) are shared, so the waiters of one group commit all get the leader's error.
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Error {
     /// An operating-system call failed. `op` names the call (`"open"`, `"sync"`, ...).
     Io {
         op: &'static str,
         path: PathBuf,
-        source: io::Error,
+        source: Arc<io::Error>,
     },
     /// Stored data failed a check: a checksum, a length bound, a magic number, an ordering.
     Corruption {
@@ -42,8 +46,12 @@ pub enum Error {
     },
     /// An earlier write or background step failed in a way that makes further writes unsafe (a
     /// failed fsync, a failed WAL append, a failed flush). Reads still work; reopen the database
-    /// to recover from what is really on disk. `cause` is the original failure.
-    ReadOnly { cause: String },
+    /// to recover from what is really on disk. `cause` is the original failure (also the
+    /// error's [`source`](std::error::Error::source)).
+    ReadOnly { cause: Arc<Error> },
+    /// Every sequence number (56 bits) is used: `last` is the newest, `wanted` how many more
+    /// this write needed. Nothing was written.
+    SequenceExhausted { last: u64, wanted: u64 },
     /// The database was closed.
     Closed,
 }
@@ -54,7 +62,7 @@ impl Error {
         Error::Io {
             op,
             path: path.into(),
-            source,
+            source: Arc::new(source),
         }
     }
 
@@ -67,43 +75,13 @@ impl Error {
         }
     }
 
-    /// A copy of this error for another caller that shares its outcome (group commit waiters).
-    /// I/O errors keep their kind and message.
-    pub fn shared(&self) -> Error {
-        match self {
-            Error::Io { op, path, source } => Error::Io {
-                op,
-                path: path.clone(),
-                source: io::Error::new(source.kind(), source.to_string()),
+    /// The read-only error caused by `cause` (or `cause` itself if it already is one).
+    pub fn read_only(cause: &Error) -> Error {
+        match cause {
+            Error::ReadOnly { .. } => cause.clone(),
+            _ => Error::ReadOnly {
+                cause: Arc::new(cause.clone()),
             },
-            Error::Corruption {
-                file,
-                offset,
-                reason,
-            } => Error::Corruption {
-                file: file.clone(),
-                offset: *offset,
-                reason: reason.clone(),
-            },
-            Error::InvalidArgument(m) => Error::InvalidArgument(m.clone()),
-            Error::Locked { path } => Error::Locked { path: path.clone() },
-            Error::NotADatabase { path, reason } => Error::NotADatabase {
-                path: path.clone(),
-                reason: reason.clone(),
-            },
-            Error::UnsupportedVersion {
-                file,
-                found,
-                supported,
-            } => Error::UnsupportedVersion {
-                file: file.clone(),
-                found: *found,
-                supported: *supported,
-            },
-            Error::ReadOnly { cause } => Error::ReadOnly {
-                cause: cause.clone(),
-            },
-            Error::Closed => Error::Closed,
         }
     }
 
@@ -152,6 +130,12 @@ impl fmt::Display for Error {
                 f,
                 "database is read-only after an earlier failure; reopen it to recover: {cause}"
             ),
+            Error::SequenceExhausted { last, wanted } => write!(
+                f,
+                "sequence numbers exhausted: the newest is {last} and this write needs {wanted} \
+                 more, past the 56-bit limit {}",
+                crate::key::SEQ_MAX
+            ),
             Error::Closed => write!(f, "database is closed"),
         }
     }
@@ -160,7 +144,8 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Io { source, .. } => Some(source),
+            Error::Io { source, .. } => Some(&**source),
+            Error::ReadOnly { cause } => Some(&**cause),
             _ => None,
         }
     }

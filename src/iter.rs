@@ -2,9 +2,11 @@
 //! newest version first for each key.
 
 use crate::error::Result;
+use crate::filename::wal_name;
 use crate::memtable::{Memtable, OwnedEntry};
 use crate::sstable::TableIter;
 use std::ops::Bound;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Entries fetched from a memtable at a time.
@@ -78,6 +80,18 @@ impl Source {
         }
     }
 
+    /// Where the current entry lives: a table file and block offset, or the memtable (named by
+    /// its WAL). For error messages.
+    pub fn origin(&self) -> (PathBuf, u64) {
+        match self {
+            Source::Mem(m) => (
+                PathBuf::from(format!("memtable of {}", wal_name(m.mem.wal_number()))),
+                0,
+            ),
+            Source::Table(t) => t.origin(),
+        }
+    }
+
     pub fn advance(&mut self) -> Result<()> {
         match self {
             Source::Mem(m) => {
@@ -140,6 +154,12 @@ impl MergingIter {
 
     pub fn value(&self) -> &[u8] {
         self.current.map_or(&[][..], |i| self.sources[i].value())
+    }
+
+    /// Where the current entry lives (see [`Source::origin`]).
+    pub fn origin(&self) -> (PathBuf, u64) {
+        self.current
+            .map_or((PathBuf::new(), 0), |i| self.sources[i].origin())
     }
 
     pub fn advance(&mut self) -> Result<()> {

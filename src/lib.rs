@@ -38,12 +38,10 @@
 //! ```
 
 mod coding;
-mod compaction;
 mod db;
 mod env;
 mod error;
 mod filename;
-mod flush;
 mod iter;
 mod key;
 mod manifest;
@@ -51,8 +49,6 @@ mod memtable;
 mod options;
 mod planted;
 mod record;
-mod recovery;
-mod scan;
 mod sstable;
 mod stats;
 mod sync;
@@ -60,10 +56,10 @@ mod version;
 mod wal;
 
 pub use db::Db;
+pub use db::{RawEntry, RawScan, RawValue, Scan};
 pub use env::{Clock, Env, File, FileLock, Fs, StdFs, SystemClock};
 pub use error::{Error, Result};
 pub use options::{limits, Background, Options, WriteOptions};
-pub use scan::{RawEntry, RawScan, RawValue, Scan};
 pub use stats::{LevelStats, Stats};
 pub use wal::batch::WriteBatch;
 

@@ -18,6 +18,7 @@ use crate::coding::varint;
 use crate::env::{join, Fs};
 use crate::error::{Error, Result};
 use crate::filename::{manifest_name, CURRENT, CURRENT_TMP};
+use crate::planted::{self, Bug};
 use crate::record::{self as log, LogWriter};
 use crate::sstable::TableMeta;
 use crate::version::NUM_LEVELS;
@@ -266,11 +267,16 @@ pub fn write_current(fs: &dyn Fs, dir: &Path, n: u64) -> Result<()> {
         .map_err(|e| Error::io("append", &tmp, e))?;
     // Durability point: without this fsync, the rename could survive a power loss while the
     // pointer's bytes do not, leaving an empty CURRENT.
-    f.sync().map_err(|e| Error::io("sync", &tmp, e))?;
+    if !planted::active(Bug::SkipCurrentSync) {
+        f.sync().map_err(|e| Error::io("sync", &tmp, e))?;
+    }
     fs.rename(&tmp, &cur)
         .map_err(|e| Error::io("rename", &tmp, e))?;
     // Durability point: without this directory fsync, the database could reopen on the old
-    // manifest, whose WALs may already be gone.
+    // manifest, whose WALs may already be gone, on a filesystem that reorders directory
+    // changes. (Under the fault model the removals that depend on it come later in the same
+    // directory, and the new WAL's directory fsync follows before any write is acknowledged:
+    // no planted bug can show it, see `docs/design.md`.)
     fs.sync_dir(dir).map_err(|e| Error::io("sync_dir", dir, e))
 }
 
@@ -333,7 +339,10 @@ impl ManifestWriter {
         };
         w.append(&state.snapshot())?;
         // Durability point: without this directory fsync, CURRENT could name a manifest whose
-        // directory entry was lost.
+        // directory entry was lost, on a filesystem that reorders directory changes. (Under
+        // the fault model, which keeps a prefix of them in order, the rename of CURRENT that
+        // follows can only survive with this entry: no planted bug can show it, see
+        // `docs/design.md`.)
         fs.sync_dir(dir)
             .map_err(|e| Error::io("sync_dir", dir, e))?;
         write_current(fs, dir, n)?;
@@ -346,11 +355,18 @@ impl ManifestWriter {
         self.log.add_record(&[&edit.encode()])?;
         // Durability point: without this fsync, a power loss could forget a flushed table after
         // its WAL was deleted.
-        self.log.sync()?;
+        if !planted::active(Bug::SkipManifestSync) {
+            self.log.sync()?;
+        }
         // An empty edit after it vouches (by its synced offset) that the edit above was synced,
         // so damage to that edit is reported as corruption instead of being cut as a torn tail:
         // the callers delete WALs and tables on the strength of this edit.
         self.log.add_record(&[])?;
+        // Durability point: without this fsync, damage to the edit above could be cut at the
+        // next open as if it were a torn tail, silently forgetting a table or a deletion.
+        if planted::active(Bug::SkipManifestVouchSync) {
+            return Ok(());
+        }
         self.log.sync()
     }
 

@@ -5,19 +5,40 @@
 //! a test that plants a bug affects only its own runs. Without the feature, [`active`] is a
 //! constant `false` and the checks compile away.
 
-/// A planted bug.
+/// A planted bug. The `Skip...Sync` bugs each remove exactly one durability point (an fsync of
+/// a file or a directory; `docs/design.md` lists them); the others bend one safety rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Bug {
     /// Acknowledge a synced write without fsyncing the WAL.
     AckBeforeWalSync,
-    /// Skip the directory fsync after creating a table.
+    /// On a failed WAL fsync, retry it and acknowledge if the retry succeeds.
+    RetryFailedFsync,
+    /// Skip the fsync of the old WAL when rotating to a new one.
+    SkipWalSyncAtRotation,
+    /// Skip the directory fsync after creating a WAL.
+    SkipWalDirSync,
+    /// `Db::sync` returns without fsyncing the WAL.
+    SkipSyncInSync,
+    /// `Db::close` returns without fsyncing the WAL and its close marker.
+    SkipSyncAtClose,
+    /// Skip the fsync of a finished table file.
+    SkipTableSync,
+    /// Skip the directory fsync after creating a table at a flush.
     SkipTableDirSync,
+    /// Skip the directory fsync after writing a compaction's output tables.
+    SkipCompactionDirSync,
+    /// Skip the fsync of a manifest edit.
+    SkipManifestSync,
+    /// Skip the fsync of the empty edit that vouches for the manifest edit before it.
+    SkipManifestVouchSync,
+    /// Skip the fsync of `CURRENT.tmp` before renaming it over `CURRENT`.
+    SkipCurrentSync,
+    /// Skip the fsync of the parent directory after creating a database directory.
+    SkipNewDirSync,
     /// Delete a memtable's WAL before its table and manifest edit are durable.
     DeleteWalBeforeTableDurable,
     /// Drop tombstones when flushing a memtable to a table.
     DropTombstonesAtFlush,
-    /// On a failed WAL fsync, retry it and acknowledge if the retry succeeds.
-    RetryFailedFsync,
     /// Skip checksum verification when reading table blocks.
     SkipReadChecksum,
     /// Compaction drops expired-or-not tombstones, ignoring the grace period.
@@ -33,12 +54,22 @@ pub enum Bug {
 impl Bug {
     /// Every planted bug.
     #[cfg_attr(not(feature = "planted-bugs"), allow(dead_code))]
-    pub const ALL: [Bug; 10] = [
+    pub const ALL: [Bug; 20] = [
         Bug::AckBeforeWalSync,
+        Bug::RetryFailedFsync,
+        Bug::SkipWalSyncAtRotation,
+        Bug::SkipWalDirSync,
+        Bug::SkipSyncInSync,
+        Bug::SkipSyncAtClose,
+        Bug::SkipTableSync,
         Bug::SkipTableDirSync,
+        Bug::SkipCompactionDirSync,
+        Bug::SkipManifestSync,
+        Bug::SkipManifestVouchSync,
+        Bug::SkipCurrentSync,
+        Bug::SkipNewDirSync,
         Bug::DeleteWalBeforeTableDurable,
         Bug::DropTombstonesAtFlush,
-        Bug::RetryFailedFsync,
         Bug::SkipReadChecksum,
         Bug::DropTombstonesIgnoringGrace,
         Bug::DropTombstonesAtNonBottomLevel,

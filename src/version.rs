@@ -1,46 +1,91 @@
-//! The immutable set of live tables. A reader holds an `Arc<Version>` for as long as it reads,
-//! which keeps every table it names open (and its file on disk: see `Inner::purge_obsolete`).
+//! The immutable set of live tables, by level, and the rules of their order.
+//!
+//! A reader holds an `Arc<Version>` for as long as it reads, which keeps every table it names
+//! open (and its file on disk: see `db/obsolete.rs`). `Version` is generic over what it holds so
+//! the pure policies over it (compaction picking, the tombstone rule's "deeper level" check)
+//! can be tested on bare [`TableMeta`]s (`tests/testdata/`).
 
 use crate::key;
-use crate::sstable::Table;
+use crate::sstable::{Table, TableMeta};
 use std::sync::Arc;
 
 /// Number of levels: level 0 (overlapping tables, newest first) and six sorted levels below it.
 pub const NUM_LEVELS: usize = 7;
 
-/// Live tables by level. Level 0 is ordered newest first (its tables may overlap); deeper
-/// levels are ordered by key and do not overlap.
-#[derive(Clone, Default)]
-pub struct Version {
-    pub levels: [Vec<Arc<Table>>; NUM_LEVELS],
+/// Anything that describes a table: the engine's open tables, or bare metadata in tests.
+pub trait TableInfo: Clone {
+    fn meta(&self) -> &TableMeta;
+}
+
+impl TableInfo for Arc<Table> {
+    fn meta(&self) -> &TableMeta {
+        Table::meta(self)
+    }
+}
+
+impl TableInfo for TableMeta {
+    fn meta(&self) -> &TableMeta {
+        self
+    }
 }
 
 /// The user-key range of a table.
-pub fn user_range(t: &Table) -> (&[u8], &[u8]) {
+pub fn user_range<T: TableInfo>(t: &T) -> (&[u8], &[u8]) {
     let m = t.meta();
     (key::user_key(&m.smallest), key::user_key(&m.largest))
 }
 
-impl Version {
-    /// A version with `table` added as the newest table of level 0.
-    pub fn with_l0(&self, table: Arc<Table>) -> Version {
-        let mut v = self.clone();
-        v.levels[0].insert(0, table);
+/// Puts a level's tables in the level's order: level 0 newest (highest number) first, because
+/// its tables may overlap and the newest must win; deeper levels by smallest key, because they
+/// do not overlap and lookups binary-search them.
+pub fn sort_level<T: TableInfo>(level: usize, tables: &mut [T]) {
+    if level == 0 {
+        tables.sort_by_key(|t| std::cmp::Reverse(t.meta().number));
+    } else {
+        tables.sort_by(|a, b| key::compare(&a.meta().smallest, &b.meta().smallest));
+    }
+}
+
+/// Live tables by level, each level in the order [`sort_level`] gives.
+#[derive(Clone)]
+pub struct Version<T = Arc<Table>> {
+    pub levels: [Vec<T>; NUM_LEVELS],
+}
+
+impl<T> Default for Version<T> {
+    fn default() -> Self {
+        Version {
+            levels: std::array::from_fn(|_| Vec::new()),
+        }
+    }
+}
+
+impl<T: TableInfo> Version<T> {
+    /// A version holding `tables` (level, table), each level sorted.
+    pub fn from_tables(tables: impl IntoIterator<Item = (usize, T)>) -> Version<T> {
+        let mut v = Version::default();
+        for (level, t) in tables {
+            v.levels[level].push(t);
+        }
+        for (level, l) in v.levels.iter_mut().enumerate() {
+            sort_level(level, l);
+        }
         v
     }
 
+    /// A version with `table` added as the newest table of level 0.
+    pub fn with_l0(&self, table: T) -> Version<T> {
+        self.apply(&[], 0, vec![table])
+    }
+
     /// A version with `removed` (by table number) taken out and `added` put in at `level`.
-    pub fn apply(&self, removed: &[u64], level: usize, added: Vec<Arc<Table>>) -> Version {
+    pub fn apply(&self, removed: &[u64], level: usize, added: Vec<T>) -> Version<T> {
         let mut v = self.clone();
         for l in v.levels.iter_mut() {
             l.retain(|t| !removed.contains(&t.meta().number));
         }
         v.levels[level].extend(added);
-        if level == 0 {
-            v.levels[0].sort_by_key(|t| std::cmp::Reverse(t.meta().number));
-        } else {
-            v.levels[level].sort_by(|a, b| key::compare(&a.meta().smallest, &b.meta().smallest));
-        }
+        sort_level(level, &mut v.levels[level]);
         debug_assert!(
             v.levels_are_disjoint(),
             "levels 1 and deeper must not overlap"
@@ -49,34 +94,39 @@ impl Version {
     }
 
     /// Every table, level by level.
-    pub fn tables(&self) -> impl Iterator<Item = &Arc<Table>> {
+    pub fn tables(&self) -> impl Iterator<Item = &T> {
         self.levels.iter().flatten()
     }
 
+    /// Bytes of the tables of `level`.
+    pub fn level_bytes(&self, level: usize) -> u64 {
+        self.levels[level].iter().map(|t| t.meta().size_bytes).sum()
+    }
+
     /// Tables of `level` whose user-key range intersects `[lo, hi]` (either end open if `None`).
-    pub fn overlapping(
-        &self,
-        level: usize,
-        lo: Option<&[u8]>,
-        hi: Option<&[u8]>,
-    ) -> Vec<Arc<Table>> {
+    pub fn overlapping(&self, level: usize, lo: Option<&[u8]>, hi: Option<&[u8]>) -> Vec<T> {
         self.levels[level]
             .iter()
             .filter(|t| {
-                let (s, l) = user_range(t);
+                let (s, l) = user_range(*t);
                 lo.is_none_or(|lo| l >= lo) && hi.is_none_or(|hi| s <= hi)
             })
             .cloned()
             .collect()
     }
 
+    /// The one table of a sorted level (1 or deeper) whose range may hold `user_key`.
+    pub fn table_for_key(&self, level: usize, user_key: &[u8]) -> Option<&T> {
+        debug_assert!(level >= 1, "level 0 tables overlap: probe each");
+        let l = &self.levels[level];
+        let i = l.partition_point(|t| user_range(t).1 < user_key);
+        l.get(i).filter(|t| user_range(*t).0 <= user_key)
+    }
+
     /// True if some level deeper than `level` has a table whose range holds `user_key`: an
     /// older version of the key may live there.
     pub fn deeper_may_hold(&self, level: usize, user_key: &[u8]) -> bool {
-        self.levels.iter().skip(level + 1).any(|l| {
-            let i = l.partition_point(|t| user_range(t).1 < user_key);
-            l.get(i).is_some_and(|t| user_range(t).0 <= user_key)
-        })
+        (level + 1..NUM_LEVELS).any(|l| self.table_for_key(l, user_key).is_some())
     }
 
     /// The deepest level holding any table (0 if none).

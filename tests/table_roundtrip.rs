@@ -39,6 +39,14 @@ proptest! {
         interval in 1usize..20,
         probes in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..24), 0..50),
     ) {
+        // A tombstone's value is its 8-byte deletion time (the reader refuses anything else).
+        let entries: BTreeMap<_, _> = entries
+            .into_iter()
+            .map(|(k, (seq, del, v))| {
+                let v = if del { key::tombstone_value(seq).to_vec() } else { v };
+                (k, (seq, del, v))
+            })
+            .collect();
         let fs = SimFs::new();
         let path = Path::new("/t.sst");
         build(&fs, path, &entries, block, interval);

@@ -19,7 +19,7 @@ pub struct LogWriter {
     /// or pages an fsync dropped), so the writer refuses everything: appending after garbage
     /// would put records where recovery cannot reach them, and a second fsync may return Ok
     /// without persisting what the first lost.
-    failed: Option<String>,
+    failed: Option<Error>,
 }
 
 impl LogWriter {
@@ -46,19 +46,14 @@ impl LogWriter {
 
     fn refuse_if_failed(&self) -> Result<()> {
         match &self.failed {
-            Some(cause) => Err(Error::ReadOnly {
-                cause: format!(
-                    "{} refuses writes after an earlier failure: {cause}",
-                    self.path.display()
-                ),
-            }),
+            Some(cause) => Err(Error::read_only(cause)),
             None => Ok(()),
         }
     }
 
     fn note<T>(&mut self, r: Result<T>) -> Result<T> {
         if let Err(e) = &r {
-            self.failed.get_or_insert_with(|| e.to_string());
+            self.failed.get_or_insert_with(|| e.clone());
         }
         r
     }
@@ -115,8 +110,8 @@ impl LogWriter {
     }
 
     /// The first failure, if the writer has failed.
-    pub fn failure(&self) -> Option<&str> {
-        self.failed.as_deref()
+    pub fn failure(&self) -> Option<&Error> {
+        self.failed.as_ref()
     }
 
     /// True if records were appended since the last sync.

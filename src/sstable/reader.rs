@@ -285,17 +285,36 @@ impl TableIter {
         Ok(())
     }
 
-    fn corrupt(&self, r: String) -> Error {
+    /// The table file and the offset of the current block.
+    pub fn origin(&self) -> (PathBuf, u64) {
         let off = self
             .table
             .index
             .get(self.block_index)
             .map_or(0, |e| e.handle.offset);
-        Error::corruption(&self.table.path, off, r)
+        (self.table.path.clone(), off)
     }
 
-    /// Skips forward over exhausted blocks.
+    fn corrupt(&self, r: String) -> Error {
+        let (file, offset) = self.origin();
+        Error::corruption(file, offset, r)
+    }
+
+    /// Skips forward over exhausted blocks, then checks the entry it lands on: everything read
+    /// from disk is checked before anyone uses it.
     fn settle(&mut self) -> Result<()> {
+        self.skip_exhausted_blocks()?;
+        if self.valid() && !key::entry_is_well_formed(self.key(), self.value()) {
+            return Err(self.corrupt(
+                "entry with a malformed internal key, or a tombstone without its 8-byte \
+                 deletion time"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn skip_exhausted_blocks(&mut self) -> Result<()> {
         while self.loaded && !self.cursor.valid() {
             self.load(self.block_index + 1)?;
             if self.loaded {

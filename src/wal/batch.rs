@@ -7,8 +7,9 @@
 //! Entry `i` gets sequence number `seq + i`. A tombstone's deletion time is the payload's
 //! `time_ms`.
 
-use crate::coding::varint;
-use crate::key::Kind;
+use crate::coding::{u32_at, u64_at, varint};
+use crate::key::{self, Kind};
+use crate::memtable::Memtable;
 
 /// Bytes of the payload header.
 pub const PAYLOAD_HEADER_LEN: usize = 20;
@@ -118,27 +119,66 @@ pub fn decode_payload<'a>(
     payload: &'a [u8],
     f: impl FnMut(u64, Entry<'a>),
 ) -> Result<PayloadHeader, String> {
-    if payload.len() < PAYLOAD_HEADER_LEN {
-        return Err(format!(
+    let h = decode_header(payload)?;
+    decode_entries(&payload[PAYLOAD_HEADER_LEN..], h.count, h.seq, f)?;
+    Ok(h)
+}
+
+/// Decodes and checks a payload's header.
+pub fn decode_header(payload: &[u8]) -> Result<PayloadHeader, String> {
+    let short = || {
+        format!(
             "batch payload of {} bytes is shorter than its {PAYLOAD_HEADER_LEN}-byte header",
             payload.len()
-        ));
-    }
-    let seq = u64::from_le_bytes(payload[0..8].try_into().expect("8 bytes"));
-    let time_ms = u64::from_le_bytes(payload[8..16].try_into().expect("8 bytes"));
-    let count = u32::from_le_bytes(payload[16..20].try_into().expect("4 bytes"));
+        )
+    };
+    let seq = u64_at(payload, 0).ok_or_else(short)?;
+    let time_ms = u64_at(payload, 8).ok_or_else(short)?;
+    let count = u32_at(payload, 16).ok_or_else(short)?;
     if seq
         .checked_add(u64::from(count))
         .is_none_or(|end| end > crate::key::SEQ_MAX)
     {
         return Err(format!("sequence numbers {seq}+{count} exceed the maximum"));
     }
-    decode_entries(&payload[PAYLOAD_HEADER_LEN..], count, seq, f)?;
     Ok(PayloadHeader {
         seq,
         time_ms,
         count,
     })
+}
+
+/// Applies `count` encoded entries (a batch's `rep`) to `mem`, numbered from `seq`: a put with
+/// its value, a delete as a tombstone carrying `time_ms`. The one apply path, used by the write
+/// path and by recovery.
+pub fn apply_entries(
+    rep: &[u8],
+    count: u32,
+    seq: u64,
+    time_ms: u64,
+    mem: &Memtable,
+) -> Result<(), String> {
+    let tombstone = key::tombstone_value(time_ms);
+    decode_entries(rep, count, seq, |seq, e| {
+        let value = match e.kind {
+            Kind::Put => e.value,
+            Kind::Delete => &tombstone[..],
+        };
+        mem.insert(e.key, seq, e.kind, value);
+    })
+}
+
+/// Applies a whole WAL payload (header and entries) to `mem`; returns its header.
+pub fn apply_payload(payload: &[u8], mem: &Memtable) -> Result<PayloadHeader, String> {
+    let h = decode_header(payload)?;
+    apply_entries(
+        &payload[PAYLOAD_HEADER_LEN..],
+        h.count,
+        h.seq,
+        h.time_ms,
+        mem,
+    )?;
+    Ok(h)
 }
 
 /// Decodes `count` entries (a batch's `rep`), numbering them from `seq`.

@@ -1,6 +1,7 @@
 //! `Scan` and `RawScan`: iterators over a consistent snapshot of a key range.
 
-use crate::db::{Inner, SuperVersion};
+use super::obsolete;
+use super::shared::{Shared, SuperVersion};
 use crate::error::{Error, Result};
 use crate::iter::{MemSource, MergingIter, Source};
 use crate::key::{self, Kind, SEQ_MAX};
@@ -9,7 +10,7 @@ use crate::sync::{Arc, Ordering};
 use std::ops::{Bound, RangeBounds};
 
 /// A key's newest visible version: key, kind, and the value or 8-byte deletion time.
-type Version = (Vec<u8>, Kind, Vec<u8>);
+type Newest = (Vec<u8>, Kind, Vec<u8>);
 
 /// The newest version of each key in range, tombstones included.
 struct Core {
@@ -22,9 +23,9 @@ struct Core {
     has_last: bool,
     done: bool,
     pending_error: Option<Error>,
-    /// Keeps the memtables and tables of the snapshot alive; dropped before `inner` purges.
+    /// Keeps the memtables and tables of the snapshot alive; dropped before `shared` purges.
     sv: Option<Arc<SuperVersion>>,
-    inner: Arc<Inner>,
+    shared: Arc<Shared>,
 }
 
 fn owned(b: Bound<&impl AsRef<[u8]>>) -> Bound<Vec<u8>> {
@@ -36,10 +37,10 @@ fn owned(b: Bound<&impl AsRef<[u8]>>) -> Bound<Vec<u8>> {
 }
 
 impl Core {
-    fn new<K: AsRef<[u8]>, R: RangeBounds<K>>(inner: &Arc<Inner>, range: R) -> Core {
+    fn new<K: AsRef<[u8]>, R: RangeBounds<K>>(shared: &Arc<Shared>, range: R) -> Core {
         // The super version first, then the sequence (see `Inner::get`).
-        let sv = inner.super_version();
-        let seq = inner.visible_seq.load(Ordering::Acquire);
+        let sv = shared.super_version();
+        let seq = shared.visible_seq.load(Ordering::Acquire);
         let mut sources = vec![Source::Mem(MemSource::new(sv.mem.clone()))];
         sources.extend(
             sv.imms
@@ -51,7 +52,7 @@ impl Core {
                 .tables()
                 .map(|t| Source::Table(Box::new(TableIter::new(t.clone())))),
         );
-        let pending_error = inner.closed().then_some(Error::Closed);
+        let pending_error = shared.closed().then_some(Error::Closed);
         Core {
             merge: MergingIter::new(sources),
             seq,
@@ -63,7 +64,7 @@ impl Core {
             done: false,
             pending_error,
             sv: Some(sv),
-            inner: inner.clone(),
+            shared: shared.clone(),
         }
     }
 
@@ -92,14 +93,16 @@ impl Core {
     }
 
     /// The next key's newest visible version: (key, kind, value or deletion time).
-    fn step(&mut self) -> Result<Option<Version>> {
+    fn step(&mut self) -> Result<Option<Newest>> {
         if !self.started {
             self.start()?;
         }
         while self.merge.valid() {
             let ikey = self.merge.key();
-            let p = key::parse(ikey)
-                .ok_or_else(|| Error::corruption("<scan>", 0, "malformed internal key"))?;
+            let p = key::parse(ikey).ok_or_else(|| {
+                let (file, offset) = self.merge.origin();
+                Error::corruption(file, offset, "malformed internal key")
+            })?;
             let skip = p.seq > self.seq || (self.has_last && p.user_key == &self.last_user_key[..]);
             if skip {
                 self.merge.advance()?;
@@ -118,7 +121,7 @@ impl Core {
         Ok(None)
     }
 
-    fn next_entry(&mut self) -> Option<Result<Version>> {
+    fn next_entry(&mut self) -> Option<Result<Newest>> {
         if self.done {
             return None;
         }
@@ -145,7 +148,7 @@ impl Drop for Core {
         // Release the snapshot, then remove the files of tables only it was holding.
         self.merge = MergingIter::new(Vec::new());
         self.sv = None;
-        self.inner.purge_obsolete();
+        obsolete::purge(&self.shared);
     }
 }
 
@@ -156,9 +159,9 @@ pub struct Scan {
 }
 
 impl Scan {
-    pub(crate) fn new<K: AsRef<[u8]>, R: RangeBounds<K>>(inner: &Arc<Inner>, range: R) -> Scan {
+    pub(crate) fn new<K: AsRef<[u8]>, R: RangeBounds<K>>(shared: &Arc<Shared>, range: R) -> Scan {
         Scan {
-            core: Core::new(inner, range),
+            core: Core::new(shared, range),
         }
     }
 }
@@ -199,9 +202,12 @@ pub struct RawScan {
 }
 
 impl RawScan {
-    pub(crate) fn new<K: AsRef<[u8]>, R: RangeBounds<K>>(inner: &Arc<Inner>, range: R) -> RawScan {
+    pub(crate) fn new<K: AsRef<[u8]>, R: RangeBounds<K>>(
+        shared: &Arc<Shared>,
+        range: R,
+    ) -> RawScan {
         RawScan {
-            core: Core::new(inner, range),
+            core: Core::new(shared, range),
         }
     }
 }
@@ -210,19 +216,16 @@ impl Iterator for RawScan {
     type Item = Result<RawEntry>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        Some(self.core.next_entry()?.and_then(|(key, kind, v)| {
+        Some(self.core.next_entry()?.map(|(key, kind, v)| {
             let value = match kind {
                 Kind::Put => RawValue::Put(v),
-                Kind::Delete => {
-                    let t: [u8; 8] = v.as_slice().try_into().map_err(|_| {
-                        Error::corruption("<scan>", 0, "tombstone without its 8-byte deletion time")
-                    })?;
-                    RawValue::Tombstone {
-                        deleted_at_ms: u64::from_le_bytes(t),
-                    }
-                }
+                // Entries from disk were checked when read, memtable entries when written: a
+                // tombstone's value is always its 8-byte time here.
+                Kind::Delete => RawValue::Tombstone {
+                    deleted_at_ms: key::deletion_time(&v).unwrap_or_default(),
+                },
             };
-            Ok(RawEntry { key, value })
+            RawEntry { key, value }
         }))
     }
 }

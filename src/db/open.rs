@@ -1,28 +1,40 @@
-//! Opening a database: validate the directory, take the lock, load the manifest, open the
-//! tables, replay the WALs, write the replayed data as a table, start a fresh manifest and WAL,
-//! and remove obsolete files.
+//! Opening a database, as named steps: check what is at the path without writing
+//! ([`inspect`]), create the directory if new, take the lock, load the manifest, open and check
+//! the live tables, replay the WALs the manifest still needs, write what was replayed as a
+//! level-0 table, start a fresh manifest, remove obsolete files, and start a fresh WAL.
 //!
 //! A failed open changes nothing on disk until the lock is held and the existing state has been
 //! read and checked, so opening a foreign directory or a newer format version is harmless.
 
-use crate::db::{Recovered, SuperVersion, WalState};
-use crate::env::{join, Env, Fs};
+use super::flush::write_table;
+use super::shared::{Parts, SuperVersion, WalState};
+use crate::env::{join, Env, FileLock, Fs};
 use crate::error::{Error, Result};
 use crate::filename::{self, manifest_name, table_name, wal_name, FileKind, CURRENT, LOCK};
-use crate::flush::write_table;
-use crate::key::Kind;
-use crate::manifest::{self, ManifestState, ManifestWriter};
+use crate::manifest::{self, ManifestState, ManifestWriter, VersionEdit};
 use crate::memtable::Memtable;
 use crate::options::Options;
+use crate::planted::{self, Bug};
 use crate::record::{self as log, LogEnd, LogWriter};
 use crate::sstable::Table;
 use crate::sync::Arc;
 use crate::version::Version;
 use crate::wal::batch;
 use crate::wal::WAL_MAGIC;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-fn list(fs: &dyn Fs, dir: &Path) -> Result<Vec<(String, Option<FileKind>)>> {
+/// What opening produced: the parts of the shared state, the directory lock, and what
+/// recovery cut.
+pub(crate) struct Opened {
+    pub parts: Parts,
+    pub lock: Box<dyn FileLock>,
+    /// Bytes cut from torn WAL tails.
+    pub torn_bytes: u64,
+}
+
+type Listing = Vec<(String, Option<FileKind>)>;
+
+fn list(fs: &dyn Fs, dir: &Path) -> Result<Listing> {
     let names = fs.list_dir(dir).map_err(|e| Error::io("list", dir, e))?;
     Ok(names
         .into_iter()
@@ -118,20 +130,104 @@ fn remove(fs: &dyn Fs, dir: &Path, name: &str) -> Result<()> {
     }
 }
 
-pub(crate) fn recover(env: Env, dir: &Path, opts: Options) -> Result<Recovered> {
+/// Opens the database in `dir`, recovering what the last run left.
+pub(crate) fn open(env: Env, dir: &Path, opts: Options) -> Result<Opened> {
     opts.validate()?;
     let fs: &dyn Fs = &*env.fs;
-    let exists = inspect(fs, dir, &opts)?;
-    if !exists {
-        fs.create_dir_all(dir)
-            .map_err(|e| Error::io("create_dir", dir, e))?;
-        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            // Durability point: without this, a new database directory could vanish.
-            fs.sync_dir(parent)
-                .map_err(|e| Error::io("sync_dir", parent, e))?;
+    if !inspect(fs, dir, &opts)? {
+        create_dir(fs, dir)?;
+    }
+    let lock = take_lock(fs, dir)?;
+    // Under the lock, read again: another process may have changed things meanwhile.
+    let entries = list(fs, dir)?;
+    let mut state = load_manifest(fs, dir, &entries)?;
+    let mut next_file = state.next_file.max(max_number(&entries) + 1).max(1);
+    let version = open_tables(fs, dir, &mut state)?;
+    let replayed = replay_wals(fs, dir, &entries, state.log_number, state.last_seq)?;
+
+    // Write what was replayed as a level-0 table, so the old WALs can go.
+    let wal_number = next_file;
+    let manifest_number = next_file + 1;
+    next_file += 2;
+    let mut version = version;
+    if !replayed.mem.is_empty() {
+        let number = next_file;
+        next_file += 1;
+        let t = write_table(&env, dir, &opts, number, &replayed.mem)?;
+        state
+            .apply(&VersionEdit {
+                added: vec![(0, t.meta().clone())],
+                ..Default::default()
+            })
+            .map_err(|r| Error::corruption(dir, 0, r))?;
+        version = version.with_l0(t);
+    }
+    state.last_seq = replayed.last_seq;
+    state.log_number = wal_number;
+    state.next_file = next_file;
+    let manifest = ManifestWriter::create(fs, dir, manifest_number, &state)?;
+    // The new manifest is durable: everything it does not name is obsolete.
+    remove_obsolete_files(fs, dir, &entries, &state)?;
+    let writer = create_wal(fs, dir, wal_number)?;
+    Ok(Opened {
+        parts: Parts {
+            sv: SuperVersion {
+                mem: Arc::new(Memtable::new(wal_number)),
+                imms: Vec::new(),
+                version: Arc::new(version),
+            },
+            wal: WalState {
+                writer,
+                last_seq: replayed.last_seq,
+            },
+            manifest,
+            next_file,
+            env,
+            dir: dir.to_path_buf(),
+            opts,
+        },
+        lock,
+        torn_bytes: replayed.torn_bytes,
+    })
+}
+
+/// The parent of `path` as a directory to sync: `.` for a relative path of one component.
+fn parent_dir(path: &Path) -> Option<PathBuf> {
+    let p = path.parent()?;
+    Some(if p.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        p.to_path_buf()
+    })
+}
+
+/// Creates `dir` and any missing ancestors, making each new entry durable in its parent.
+fn create_dir(fs: &dyn Fs, dir: &Path) -> Result<()> {
+    // The ancestors that do not exist yet, outermost last.
+    let mut missing = Vec::new();
+    let mut cur = Some(dir);
+    while let Some(d) = cur.filter(|d| !d.as_os_str().is_empty()) {
+        if fs.kind(d).map_err(|e| Error::io("stat", d, e))?.is_some() {
+            break;
+        }
+        missing.push(d.to_path_buf());
+        cur = d.parent();
+    }
+    fs.create_dir_all(dir)
+        .map_err(|e| Error::io("create_dir", dir, e))?;
+    for d in missing.iter().rev() {
+        if let Some(parent) = parent_dir(d).filter(|_| !planted::active(Bug::SkipNewDirSync)) {
+            // Durability point: without this, a new database directory (or an ancestor the
+            // open created) could vanish at a power loss, and every synced write in it.
+            fs.sync_dir(&parent)
+                .map_err(|e| Error::io("sync_dir", &parent, e))?;
         }
     }
-    let lock = fs.lock(&join(dir, LOCK)).map_err(|e| {
+    Ok(())
+}
+
+fn take_lock(fs: &dyn Fs, dir: &Path) -> Result<Box<dyn FileLock>> {
+    fs.lock(&join(dir, LOCK)).map_err(|e| {
         if e.kind() == std::io::ErrorKind::WouldBlock {
             Error::Locked {
                 path: dir.to_path_buf(),
@@ -139,30 +235,39 @@ pub(crate) fn recover(env: Env, dir: &Path, opts: Options) -> Result<Recovered> 
         } else {
             Error::io("lock", join(dir, LOCK), e)
         }
-    })?;
-    // Under the lock, read again: another process may have changed things meanwhile.
-    let entries = list(fs, dir)?;
-    let mut state = if entries.iter().any(|(_, k)| *k == Some(FileKind::Current)) {
+    })
+}
+
+fn has_current(entries: &Listing) -> bool {
+    entries.iter().any(|(_, k)| *k == Some(FileKind::Current))
+}
+
+/// The largest file number in the directory (0 if none).
+fn max_number(entries: &Listing) -> u64 {
+    entries
+        .iter()
+        .filter_map(|(_, k)| k.and_then(FileKind::number))
+        .max()
+        .unwrap_or(0)
+}
+
+/// The manifest `CURRENT` names, or the empty state of a new database.
+fn load_manifest(fs: &dyn Fs, dir: &Path, entries: &Listing) -> Result<ManifestState> {
+    if has_current(entries) {
         let n = manifest::read_current(fs, dir)?;
-        manifest::load(fs, dir, n)?
+        manifest::load(fs, dir, n)
     } else {
-        ManifestState {
+        Ok(ManifestState {
             next_file: 1,
             ..ManifestState::default()
-        }
-    };
-    let max_seen = entries
-        .iter()
-        .filter_map(|(_, k)| match k {
-            Some(FileKind::Wal(n) | FileKind::Table(n) | FileKind::Manifest(n)) => Some(*n),
-            _ => None,
         })
-        .max()
-        .unwrap_or(0);
-    let mut next_file = state.next_file.max(max_seen + 1).max(1);
+    }
+}
 
-    // Open every live table and check it against the manifest.
-    let mut version = Version::default();
+/// Opens every live table, checks it against the manifest and the level rules, and raises
+/// `state.last_seq` to the newest sequence they hold.
+fn open_tables(fs: &dyn Fs, dir: &Path, state: &mut ManifestState) -> Result<Version> {
+    let mut tables = Vec::with_capacity(state.tables.len());
     for (level, meta) in state.tables.values() {
         let path = join(dir, &table_name(meta.number));
         let t = Table::open(fs, &path, meta.number).map_err(|e| match e {
@@ -184,12 +289,9 @@ pub(crate) fn recover(env: Env, dir: &Path, opts: Options) -> Result<Recovered> 
             ));
         }
         state.last_seq = state.last_seq.max(m.largest_seq);
-        version.levels[*level as usize].push(Arc::new(t));
+        tables.push((*level as usize, Arc::new(t)));
     }
-    version.levels[0].sort_by_key(|t| std::cmp::Reverse(t.meta().number));
-    for level in version.levels.iter_mut().skip(1) {
-        level.sort_by(|a, b| crate::key::compare(&a.meta().smallest, &b.meta().smallest));
-    }
+    let version = Version::from_tables(tables);
     if !version.levels_are_disjoint() {
         let n = manifest::read_current(fs, dir)?;
         return Err(Error::corruption(
@@ -198,19 +300,32 @@ pub(crate) fn recover(env: Env, dir: &Path, opts: Options) -> Result<Recovered> 
             "the manifest places overlapping tables in one level below level 0",
         ));
     }
+    Ok(version)
+}
 
-    // Replay the WALs the manifest still needs, oldest first.
+/// What the WALs held.
+struct Replayed {
+    mem: Memtable,
+    last_seq: u64,
+    torn_bytes: u64,
+}
+
+/// Replays every WAL numbered `log_number` or above, oldest first, into one memtable.
+fn replay_wals(
+    fs: &dyn Fs,
+    dir: &Path,
+    entries: &Listing,
+    log_number: u64,
+    last_seq: u64,
+) -> Result<Replayed> {
     let mut wals: Vec<u64> = entries
         .iter()
         .filter_map(|(_, k)| match k {
-            Some(FileKind::Wal(n)) if *n >= state.log_number => Some(*n),
+            Some(FileKind::Wal(n)) if *n >= log_number => Some(*n),
             _ => None,
         })
         .collect();
     wals.sort_unstable();
-    let replayed = Memtable::new(0);
-    let mut last_seq = state.last_seq;
-    let mut torn_bytes = 0u64;
     let mut logs = Vec::with_capacity(wals.len());
     for &n in &wals {
         let path = join(dir, &wal_name(n));
@@ -225,64 +340,43 @@ pub(crate) fn recover(env: Env, dir: &Path, opts: Options) -> Result<Recovered> 
         .iter()
         .rposition(|(n, _, data)| log::holds_records(data, *n))
         .unwrap_or(0);
+    let mut r = Replayed {
+        mem: Memtable::new(0),
+        last_seq,
+        torn_bytes: 0,
+    };
     for (i, (n, path, data)) in logs.iter().enumerate() {
-        let (n, path) = (*n, path.as_path());
-        if data.is_empty() && i >= last_with_records {
+        let tail_allowed = i >= last_with_records;
+        if data.is_empty() && tail_allowed {
             continue; // created, then a power loss before its header reached the disk
         }
-        let tail_allowed = i >= last_with_records;
-        let end = log::replay(data, path, WAL_MAGIC, n, tail_allowed, |off, payload| {
+        let end = log::replay(data, path, WAL_MAGIC, *n, tail_allowed, |off, payload| {
             if payload.is_empty() {
                 return Ok(()); // a close marker: vouches for the records before it
             }
-            // Tombstones carry their batch's time (bytes 8..16 of the payload header).
-            let time: [u8; 8] = payload
-                .get(8..16)
-                .and_then(|t| t.try_into().ok())
-                .unwrap_or_default();
-            let h = batch::decode_payload(payload, |seq, e| {
-                let value = if e.kind == Kind::Delete {
-                    &time[..]
-                } else {
-                    e.value
-                };
-                replayed.insert(e.key, seq, e.kind, value);
-            })
-            .map_err(|r| Error::corruption(path, off, r))?;
+            let h = batch::apply_payload(payload, &r.mem)
+                .map_err(|reason| Error::corruption(path, off, reason))?;
             if h.count > 0 {
-                last_seq = last_seq.max(h.seq + u64::from(h.count) - 1);
+                r.last_seq = r.last_seq.max(h.seq + u64::from(h.count) - 1);
             }
             Ok(())
         })?;
         if let LogEnd::TornTail { offset, .. } = end {
-            torn_bytes += data.len() as u64 - offset;
+            r.torn_bytes += data.len() as u64 - offset;
         }
     }
+    Ok(r)
+}
 
-    // Write what was replayed as a level-0 table, so the old WALs can go.
-    let wal_number = next_file;
-    let manifest_number = next_file + 1;
-    next_file += 2;
-    let mut sv_version = version;
-    if !replayed.is_empty() {
-        let number = next_file;
-        next_file += 1;
-        let t = write_table(&env, dir, &opts, number, &replayed)?;
-        state
-            .apply(&crate::manifest::VersionEdit {
-                added: vec![(0, t.meta().clone())],
-                ..Default::default()
-            })
-            .map_err(|r| Error::corruption(dir, 0, r))?;
-        sv_version.levels[0].insert(0, t);
-    }
-    state.last_seq = last_seq;
-    state.log_number = wal_number;
-    state.next_file = next_file;
-    let manifest = ManifestWriter::create(fs, dir, manifest_number, &state)?;
-
-    // The new manifest is durable: everything it does not name is obsolete.
-    for (name, k) in &entries {
+/// Removes every file the new manifest does not need: old WALs and manifests, a leftover
+/// `CURRENT.tmp`, and tables no longer live.
+fn remove_obsolete_files(
+    fs: &dyn Fs,
+    dir: &Path,
+    entries: &Listing,
+    state: &ManifestState,
+) -> Result<()> {
+    for (name, k) in entries {
         let obsolete = match k {
             Some(FileKind::Wal(_) | FileKind::Manifest(_) | FileKind::CurrentTmp) => true,
             Some(FileKind::Table(n)) => !state.tables.contains_key(n),
@@ -292,30 +386,21 @@ pub(crate) fn recover(env: Env, dir: &Path, opts: Options) -> Result<Recovered> 
             remove(fs, dir, name)?;
         }
     }
+    Ok(())
+}
 
-    let path = join(dir, &wal_name(wal_number));
+/// Creates WAL `number`, with its header, and makes its directory entry durable.
+pub(crate) fn create_wal(fs: &dyn Fs, dir: &Path, number: u64) -> Result<LogWriter> {
+    let path = join(dir, &wal_name(number));
     let file = fs
         .create(&path)
         .map_err(|e| Error::io("create", &path, e))?;
-    let writer = LogWriter::new(file, path, WAL_MAGIC, wal_number)?;
+    let writer = LogWriter::new(file, path, WAL_MAGIC, number)?;
     // Durability point: without this directory fsync, the WAL and every synced write in it
     // could vanish at a power loss.
-    fs.sync_dir(dir)
-        .map_err(|e| Error::io("sync_dir", dir, e))?;
-
-    Ok(Recovered {
-        sv: SuperVersion {
-            mem: Arc::new(Memtable::new(wal_number)),
-            imms: Vec::new(),
-            version: Arc::new(sv_version),
-        },
-        wal: WalState { writer, last_seq },
-        manifest,
-        next_file,
-        torn_bytes,
-        env,
-        dir: dir.to_path_buf(),
-        opts,
-        lock,
-    })
+    if !planted::active(Bug::SkipWalDirSync) {
+        fs.sync_dir(dir)
+            .map_err(|e| Error::io("sync_dir", dir, e))?;
+    }
+    Ok(writer)
 }

@@ -1,0 +1,63 @@
+//! Installing a compaction's result: one manifest edit naming the outputs and dropping the
+//! inputs, then the new version, then the inputs' removal once no reader holds them.
+
+use super::{Compaction, Outcome};
+use crate::db::obsolete;
+use crate::db::shared::Shared;
+use crate::error::Result;
+use crate::manifest::VersionEdit;
+use crate::planted::{self, Bug};
+use crate::sstable::Table;
+use crate::stats::Counters;
+use crate::sync::{self, Arc, Ordering};
+
+pub(super) fn install(
+    shared: &Shared,
+    c: Compaction,
+    outputs: Vec<Arc<Table>>,
+    outcome: Outcome,
+) -> Result<()> {
+    let removed: Vec<u64> = c.all_inputs().map(|t| t.meta().number).collect();
+    let edit = VersionEdit {
+        next_file: Some(shared.next_file.load(Ordering::SeqCst)),
+        added: outputs
+            .iter()
+            .map(|t| (c.output_level as u32, t.meta().clone()))
+            .collect(),
+        deleted: c
+            .inputs
+            .iter()
+            .map(|t| (c.level as u32, t.meta().number))
+            .chain(
+                c.next
+                    .iter()
+                    .map(|t| (c.output_level as u32, t.meta().number)),
+            )
+            .collect(),
+        ..VersionEdit::default()
+    };
+    if planted::active(Bug::DeleteInputsBeforeManifestDurable) {
+        for t in c.all_inputs() {
+            let _ = shared.env.fs.remove_file(t.path());
+        }
+    }
+    {
+        let mut manifest = sync::lock(&shared.manifest);
+        // Another thread's failure may have come while this compaction ran.
+        shared.check_writable()?;
+        manifest.append(&edit)?;
+    }
+    shared.install(|sv| {
+        sv.version = Arc::new(sv.version.apply(&removed, c.output_level, outputs));
+    });
+    let counters = &shared.counters;
+    Counters::add(&counters.compactions, 1);
+    Counters::add(&counters.tombstones_dropped, outcome.tombstones_dropped);
+    Counters::add(
+        &counters.bytes_reclaimed,
+        outcome.input_bytes.saturating_sub(outcome.output_bytes),
+    );
+    obsolete::retire(shared, c.inputs.into_iter().chain(c.next));
+    shared.notify_progress();
+    Ok(())
+}

@@ -1,0 +1,200 @@
+//! Leveled compaction: picking work (`pick.rs`, pure), merging inputs with the overlapping
+//! tables of the next level (`merge.rs`, the tombstone rule), writing the outputs (here), and
+//! installing the result with one manifest edit (`install.rs`).
+//!
+//! Order (each step durable before the next): write and fsync every output table, fsync the
+//! directory, append and fsync the manifest edit, install the new version, remove the inputs
+//! once no reader holds them.
+
+mod install;
+mod merge;
+pub(crate) mod pick;
+
+use super::shared::Shared;
+use crate::error::{Error, Result};
+use crate::iter::{MergingIter, Source};
+use crate::planted::{self, Bug};
+use crate::sstable::{Table, TableBuilder, TableIter};
+use crate::sync::{self, Arc};
+use crate::version::{TableInfo, Version, NUM_LEVELS};
+pub(crate) use merge::{Merge, Rule};
+pub(crate) use pick::into_next_level;
+
+/// One unit of compaction work.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Compaction<T = Arc<Table>> {
+    /// The level the inputs come from.
+    pub level: usize,
+    /// The level the outputs go to: `level + 1`, or `level` itself for a rewrite of the last
+    /// level that drops expired tombstones.
+    pub output_level: usize,
+    /// Tables of `level`, in the level's order.
+    pub inputs: Vec<T>,
+    /// Tables of `output_level` that overlap the inputs (empty for a rewrite).
+    pub next: Vec<T>,
+}
+
+impl<T: TableInfo> Compaction<T> {
+    /// Every table the compaction reads.
+    pub fn all_inputs(&self) -> impl Iterator<Item = &T> {
+        self.inputs.iter().chain(self.next.iter())
+    }
+}
+
+/// Runs one compaction if a level is over its target. Returns whether it did.
+pub(crate) fn step(shared: &Shared) -> Result<bool> {
+    let _c = sync::lock(&shared.compact_mu);
+    shared.check_writable()?;
+    let v = shared.super_version().version.clone();
+    let picked = {
+        let mut ptrs = sync::lock(&shared.compact_pointers);
+        pick::pick(&v, &shared.opts, &mut ptrs)
+    };
+    match picked {
+        Some(c) => {
+            run(shared, c, &v)?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// Compacts every table overlapping `[lo, hi]` down to the deepest level, then rewrites that
+/// level's overlapping tables that hold tombstones, dropping the expired ones.
+pub(crate) fn compact_range(shared: &Shared, lo: Option<&[u8]>, hi: Option<&[u8]>) -> Result<()> {
+    let _c = sync::lock(&shared.compact_mu);
+    for level in 0..NUM_LEVELS - 1 {
+        shared.check_writable()?;
+        let v = shared.super_version().version.clone();
+        let last = v.deepest_level().max(1);
+        if level >= last {
+            break;
+        }
+        let inputs = if level == 0 {
+            // Older level-0 tables must move down no later than newer ones: take them all.
+            if v.overlapping(0, lo, hi).is_empty() {
+                continue;
+            }
+            v.levels[0].clone()
+        } else {
+            v.overlapping(level, lo, hi)
+        };
+        if let Some(c) = into_next_level(&v, level, inputs) {
+            run(shared, c, &v)?;
+        }
+    }
+    let v = shared.super_version().version.clone();
+    let last = v.deepest_level();
+    if last >= 1 {
+        let inputs: Vec<_> = v.overlapping(last, lo, hi);
+        if inputs.iter().any(|t| t.meta().tombstones > 0) {
+            let c = Compaction {
+                level: last,
+                output_level: last,
+                inputs,
+                next: Vec::new(),
+            };
+            run(shared, c, &v)?;
+        }
+    }
+    Ok(())
+}
+
+/// What a compaction did.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Outcome {
+    pub tombstones_dropped: u64,
+    pub input_bytes: u64,
+    pub output_bytes: u64,
+}
+
+/// Runs one compaction: merge, write outputs, one manifest edit, install, and removal of the
+/// inputs once no reader holds them.
+fn run(shared: &Shared, c: Compaction, v: &Version) -> Result<Outcome> {
+    let sources = c
+        .all_inputs()
+        .map(|t| Source::Table(Box::new(TableIter::new(t.clone()))))
+        .collect();
+    let mut iter = MergingIter::new(sources);
+    iter.seek(None)?;
+    let mut merge = Merge::new(Rule {
+        version: v,
+        output_level: c.output_level,
+        now_ms: shared.env.clock.now_ms(),
+        grace_ms: u64::try_from(shared.opts.tombstone_grace.as_millis()).unwrap_or(u64::MAX),
+    });
+    let mut out = Outputs {
+        shared,
+        building: None,
+        done: Vec::new(),
+    };
+    let mut emit = |k: &[u8], val: &[u8]| out.add(k, val);
+    while iter.valid() {
+        merge.offer(iter.key(), iter.value(), || iter.origin(), &mut emit)?;
+        iter.advance()?;
+    }
+    let tombstones_dropped = merge.finish(&mut emit)?;
+    let outputs = out.finish()?;
+    let outcome = Outcome {
+        tombstones_dropped,
+        input_bytes: c.all_inputs().map(|t| t.meta().size_bytes).sum(),
+        output_bytes: outputs.iter().map(|t| t.meta().size_bytes).sum(),
+    };
+    install::install(shared, c, outputs, outcome)?;
+    Ok(outcome)
+}
+
+/// The output tables of one compaction, cut at `table_size_bytes`.
+struct Outputs<'a> {
+    shared: &'a Shared,
+    building: Option<TableBuilder>,
+    done: Vec<Arc<Table>>,
+}
+
+impl Outputs<'_> {
+    fn add(&mut self, ikey: &[u8], value: &[u8]) -> Result<()> {
+        let s = self.shared;
+        let b = match &mut self.building {
+            Some(b) => b,
+            None => self.building.insert(TableBuilder::create(
+                &*s.env.fs,
+                &s.dir,
+                s.new_file_number(),
+                &s.opts,
+            )?),
+        };
+        b.add(ikey, value)?;
+        // One version per key reaches here, so a split never separates versions of a key.
+        if b.size_estimate() >= s.opts.table_size_bytes {
+            self.cut()?;
+        }
+        Ok(())
+    }
+
+    /// Finishes the table being built, if any: synced and opened.
+    fn cut(&mut self) -> Result<()> {
+        if let Some(b) = self.building.take() {
+            let (number, path) = (b.number(), b.path().to_path_buf());
+            b.finish()?;
+            let t = Table::open(&*self.shared.env.fs, &path, number)?;
+            self.done.push(Arc::new(t));
+        }
+        Ok(())
+    }
+
+    /// Finishes the last table and makes every output's directory entry durable.
+    fn finish(mut self) -> Result<Vec<Arc<Table>>> {
+        self.cut()?;
+        if !self.done.is_empty() && !planted::active(Bug::SkipCompactionDirSync) {
+            let dir = &self.shared.dir;
+            // Durability point: without this directory fsync, the outputs' directory entries
+            // could vanish at a power loss after the manifest named them.
+            self.shared
+                .env
+                .fs
+                .sync_dir(dir)
+                .map_err(|e| Error::io("sync_dir", dir, e))?;
+        }
+        Ok(self.done)
+    }
+}

@@ -1,0 +1,133 @@
+//! The flush step: the oldest immutable memtable becomes a level-0 table.
+//!
+//! Order (each step durable before the next): write the table and fsync it, fsync the
+//! directory, append the manifest edit (which names the table and moves the log number past
+//! the memtable's WAL) and fsync it, install the new version, remove the WAL.
+
+use super::shared::Shared;
+use crate::env::{join, Env};
+use crate::error::{Error, Result};
+use crate::filename::{table_name, wal_name};
+use crate::key;
+use crate::manifest::VersionEdit;
+use crate::memtable::Memtable;
+use crate::options::Options;
+use crate::planted::{self, Bug};
+use crate::sstable::{Table, TableBuilder, TableMeta};
+use crate::stats::Counters;
+use crate::sync::{self, Arc};
+use std::path::Path;
+
+/// Writes the newest version of every key in `mem` (tombstones included) as table `number`,
+/// synced, with its directory entry synced. Returns the open table.
+pub(crate) fn write_table(
+    env: &Env,
+    dir: &Path,
+    o: &Options,
+    number: u64,
+    mem: &Memtable,
+) -> Result<Arc<Table>> {
+    let fs = &*env.fs;
+    let mut b = TableBuilder::create(fs, dir, number, o)?;
+    let mut last_user_key: Option<Vec<u8>> = None;
+    let mut result = Ok(());
+    mem.for_each(|ikey, value| {
+        if result.is_err() {
+            return;
+        }
+        let uk = key::user_key(ikey);
+        // Versions of a key come newest first; older ones are shadowed.
+        if last_user_key.as_deref() == Some(uk) {
+            return;
+        }
+        match &mut last_user_key {
+            Some(k) => {
+                k.clear();
+                k.extend_from_slice(uk);
+            }
+            None => last_user_key = Some(uk.to_vec()),
+        }
+        if planted::active(Bug::DropTombstonesAtFlush)
+            && key::parse(ikey).is_some_and(|p| p.kind == key::Kind::Delete)
+        {
+            return;
+        }
+        result = b.add(ikey, value);
+    });
+    result?;
+    let meta: TableMeta = b.finish()?;
+    // Durability point: without this directory fsync, the table's directory entry could vanish
+    // at a power loss after the manifest named it.
+    if !planted::active(Bug::SkipTableDirSync) {
+        fs.sync_dir(dir)
+            .map_err(|e| Error::io("sync_dir", dir, e))?;
+    }
+    let path = join(dir, &table_name(number));
+    let table = Table::open(fs, &path, number)?;
+    debug_assert_eq!(table.meta().entries, meta.entries);
+    Ok(Arc::new(table))
+}
+
+/// Flushes the oldest immutable memtable, if any. Returns whether there was one.
+pub(crate) fn flush_oldest(shared: &Shared) -> Result<bool> {
+    let _flushing = sync::lock(&shared.flush_mu);
+    let sv = shared.super_version();
+    let Some(imm) = sv.imms.last().cloned() else {
+        return Ok(false);
+    };
+    // The WAL of the next newer memtable is the oldest one still needed after this flush.
+    let next_log = match sv.imms.len() {
+        1 => sv.mem.wal_number(),
+        n => sv.imms[n - 2].wal_number(),
+    };
+    let wal = join(&shared.dir, &wal_name(imm.wal_number()));
+    if planted::active(Bug::DeleteWalBeforeTableDurable) {
+        let _ = shared.env.fs.remove_file(&wal);
+    }
+    let table = if imm.is_empty() {
+        None
+    } else {
+        let number = shared.new_file_number();
+        Some(write_table(
+            &shared.env,
+            &shared.dir,
+            &shared.opts,
+            number,
+            &imm,
+        )?)
+    };
+    let edit = VersionEdit {
+        next_file: Some(shared.next_file.load(crate::sync::Ordering::SeqCst)),
+        last_seq: Some(imm.max_seq()),
+        log_number: Some(next_log),
+        added: table.iter().map(|t| (0, t.meta().clone())).collect(),
+        deleted: Vec::new(),
+    };
+    {
+        let mut manifest = sync::lock(&shared.manifest);
+        // Another thread's failure may have come while this flush ran.
+        shared.check_writable()?;
+        manifest.append(&edit)?;
+    }
+    shared.install(|sv| {
+        sv.imms.retain(|m| !Arc::ptr_eq(m, &imm));
+        if let Some(t) = table {
+            sv.version = Arc::new(sv.version.with_l0(t));
+        }
+    });
+    Counters::add(&shared.counters.flushes, 1);
+    // The manifest no longer needs this WAL. A failed removal is retried at the next open.
+    if shared.env.fs.remove_file(&wal).is_err() {
+        Counters::add(&shared.counters.obsolete_file_errors, 1);
+    }
+    shared.notify_progress();
+    Ok(true)
+}
+
+/// Flushes every immutable memtable, oldest first.
+pub(crate) fn flush_all(shared: &Shared) -> Result<()> {
+    while flush_oldest(shared)? {
+        shared.check_writable()?;
+    }
+    Ok(())
+}

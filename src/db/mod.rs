@@ -1,0 +1,239 @@
+//! `Db`: the public handle. Each method states its contract and delegates: writes to
+//! `write.rs`, reads to `read.rs` and `scan.rs`, opening to `open.rs`, background work to
+//! `background.rs` (which runs `flush.rs` and `compaction/`). The state they share, and the
+//! order its locks are taken in, is in `shared.rs`.
+
+mod background;
+mod compaction;
+mod flush;
+mod obsolete;
+mod open;
+mod read;
+mod scan;
+mod shared;
+mod write;
+
+pub use scan::{RawEntry, RawScan, RawValue, Scan};
+
+use crate::env::{Env, FileLock};
+use crate::error::Result;
+use crate::options::{Background, Options, WriteOptions};
+use crate::planted::{self, Bug};
+use crate::stats::{Counters, Stats};
+use crate::sync::{self, Arc, Mutex};
+use crate::wal::batch::WriteBatch;
+use shared::Shared;
+use std::ops::{Bound, RangeBounds};
+use std::path::Path;
+use std::thread::JoinHandle;
+
+/// An open database. `Send + Sync`: share it between threads with an `Arc`; many threads may
+/// read while others write.
+pub struct Db {
+    shared: Arc<Shared>,
+    bg_threads: Mutex<Vec<JoinHandle<()>>>,
+    /// The directory lock: held by the `Db`, not by what outlives it (a `Scan`), so closing
+    /// releases it.
+    lock: Mutex<Option<Box<dyn FileLock>>>,
+}
+
+impl Db {
+    /// Opens (creating if missing, per [`Options::create_if_missing`]) the database in directory
+    /// `path` on the real filesystem and system clock.
+    pub fn open(path: impl AsRef<Path>, opts: Options) -> Result<Db> {
+        Db::open_with(Env::real(), path, opts)
+    }
+
+    /// Opens the database in `path` on any filesystem and clock, such as the simulator's.
+    /// Recovers what the last run left: every WAL the manifest still needs is replayed, a torn
+    /// unsynced tail is cut, damage to synced data is [`crate::Error::Corruption`].
+    pub fn open_with(env: Env, path: impl AsRef<Path>, opts: Options) -> Result<Db> {
+        let o = open::open(env, path.as_ref(), opts)?;
+        let shared = Arc::new(Shared::new(o.parts));
+        Counters::add(&shared.counters.recovered_torn_bytes, o.torn_bytes);
+        let bg_threads = match shared.opts.background {
+            Background::Threads => background::spawn(&shared)?,
+            Background::Inline => Vec::new(),
+        };
+        Ok(Db {
+            shared,
+            bg_threads: Mutex::new(bg_threads),
+            lock: Mutex::new(Some(o.lock)),
+        })
+    }
+
+    /// Sets `key` to `value`. Durable when it returns `Ok` (the WAL is fsynced).
+    pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.put(key, value);
+        self.write(b, &WriteOptions::default())
+    }
+
+    /// Deletes `key` (writes a tombstone carrying the clock's time). Durable when it returns `Ok`.
+    pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.delete(key);
+        self.write(b, &WriteOptions::default())
+    }
+
+    /// Applies a batch atomically: after any crash either all of it or none of it is visible.
+    /// With `opts.sync` (the default) it is durable when this returns `Ok`. Concurrent writers
+    /// share one WAL append and one fsync (group commit). An invalid batch (empty key, key or
+    /// value over its limit) is refused with [`crate::Error::InvalidArgument`] and nothing is
+    /// written; after a failure the database refuses writes with [`crate::Error::ReadOnly`].
+    pub fn write(&self, batch: WriteBatch, opts: &WriteOptions) -> Result<()> {
+        self.shared.check_writable()?;
+        write::validate(&self.shared.opts, &batch)?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        write::write(&self.shared, batch, opts.sync)
+    }
+
+    /// The value of `key`, or `None` if it is absent or deleted.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
+        self.shared.check_open()?;
+        read::get(&self.shared, key.as_ref())
+    }
+
+    /// The live entries whose keys fall in `range`, ascending, as of the moment of the call (a
+    /// consistent snapshot). Tables stay readable for as long as the iterator lives.
+    pub fn scan<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Scan {
+        Scan::new(&self.shared, range)
+    }
+
+    /// The raw view for replication and anti-entropy: like [`Db::scan`], but tombstones are
+    /// included, each with its deletion time.
+    pub fn scan_raw<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> RawScan {
+        RawScan::new(&self.shared, range)
+    }
+
+    /// Every live entry, ascending: `scan(..)` without naming a key type.
+    pub fn iter(&self) -> Scan {
+        Scan::new::<&[u8], _>(&self.shared, ..)
+    }
+
+    /// Runs one unit of background work: flushes the oldest immutable memtable if one waits,
+    /// else runs one compaction if a level is over its target. Returns whether there was work.
+    /// With [`Background::Inline`] this is how an embedder (or the simulator's scheduler) runs
+    /// maintenance between operations.
+    pub fn maintenance_step(&self) -> Result<bool> {
+        self.shared.check_writable()?;
+        background::step(&self.shared)
+    }
+
+    /// Runs compactions until level 0 is under its trigger and every level is within its
+    /// target size.
+    pub fn compact(&self) -> Result<()> {
+        self.shared.check_writable()?;
+        loop {
+            let r = compaction::step(&self.shared);
+            if !self.shared.fail_on_err(r)? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Flushes the memtable, then compacts every table holding keys in `range` down to the
+    /// deepest level, dropping shadowed versions and the tombstones whose grace period has
+    /// passed. `compact_range(..)` is a full compaction.
+    pub fn compact_range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<()> {
+        self.flush()?;
+        let bound = |b: Bound<&K>| match b {
+            Bound::Included(k) | Bound::Excluded(k) => Some(k.as_ref().to_vec()),
+            Bound::Unbounded => None,
+        };
+        let (lo, hi) = (bound(range.start_bound()), bound(range.end_bound()));
+        let r = compaction::compact_range(&self.shared, lo.as_deref(), hi.as_deref());
+        self.shared.fail_on_err(r)
+    }
+
+    /// Makes every acknowledged write durable (fsyncs the WAL).
+    pub fn sync(&self) -> Result<()> {
+        // Allowed while read-only after a failed flush or compaction: the WAL itself refuses
+        // if it is the one that failed.
+        self.shared.check_open()?;
+        let mut wal = sync::lock(&self.shared.wal);
+        // Durability point: without this fsync, unsynced writes acknowledged before `sync`
+        // returned could be lost at a power loss.
+        let r = if planted::active(Bug::SkipSyncInSync) {
+            Ok(())
+        } else {
+            wal.writer.sync()
+        };
+        if r.is_ok() {
+            Counters::add(&self.shared.counters.wal_syncs, 1);
+        }
+        self.shared.fail_on_err(r)
+    }
+
+    /// Writes the memtable (and any waiting immutable ones) to tables and returns once they are
+    /// durable and named by the manifest.
+    pub fn flush(&self) -> Result<()> {
+        let s = &*self.shared;
+        s.check_writable()?;
+        {
+            let mut wal = sync::lock(&s.wal);
+            // Checked again under the lock: a failure may have come while this call waited.
+            s.check_writable()?;
+            if !s.super_version().mem.is_empty() {
+                let r = write::rotate(s, &mut wal, false);
+                s.fail_on_err(r)?;
+            }
+        }
+        let r = flush::flush_all(s);
+        s.fail_on_err(r)?;
+        background::after_flush(s)
+    }
+
+    /// A snapshot of the engine's counters and shape.
+    pub fn stats(&self) -> Stats {
+        read::stats(&self.shared)
+    }
+
+    /// Stops background work, syncs the WAL and releases the directory lock. Unsynced writes
+    /// become durable here. Dropping a `Db` does the same, ignoring errors.
+    pub fn close(self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&self) -> Result<()> {
+        let s = &*self.shared;
+        if s.mark_closed() {
+            return Ok(());
+        }
+        background::stop(s, std::mem::take(&mut *sync::lock(&self.bg_threads)));
+        // Sync, then a marker record synced after it: its synced offset vouches for every
+        // record before it, so damage to the last writes is reported, not cut as torn. Done
+        // even when read-only after a failed flush or compaction (the WAL is sound then, and
+        // unsynced writes should become durable); a failed WAL refuses by itself.
+        let r = {
+            let mut wal = sync::lock(&s.wal);
+            if wal.writer.failure().is_some() || planted::active(Bug::SkipSyncAtClose) {
+                Ok(())
+            } else {
+                // Durability point: without these fsyncs, unsynced writes acknowledged before
+                // `close` could be lost at a power loss after it, and damage to the last
+                // records could not be told from a torn tail.
+                wal.writer
+                    .sync()
+                    .and_then(|()| wal.writer.add_record(&[]))
+                    .and_then(|()| wal.writer.sync())
+            }
+        };
+        obsolete::purge(s);
+        sync::lock(&self.lock).take();
+        r
+    }
+
+    /// The directory this database lives in.
+    pub fn path(&self) -> &Path {
+        &self.shared.dir
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}

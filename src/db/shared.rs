@@ -1,0 +1,240 @@
+//! The state every part of an open database shares, and the rules for touching it.
+//!
+//! # Lock order
+//!
+//! Locks are taken only in this order (a lock may be taken while holding one from an earlier
+//! rank, never the reverse), and no lock of the same rank is held with another of that rank:
+//!
+//! 1. `queue` — the group-commit queue. Never held while taking any other lock.
+//! 2. `wal`, `flush_mu`, `compact_mu` — the three serializers: the group-commit leader (and
+//!    `sync`, `flush`'s rotation, `close`), one flush, one compaction. None is held while
+//!    waiting for another, so a flush never waits for the WAL and a compaction never waits for
+//!    a flush.
+//! 3. `manifest`, `compact_pointers`.
+//! 4. `bg` — the background flags; `bg_cv` and `progress` wait on it.
+//! 5. `sv`, `obsolete`, `read_only` — leaves: nothing is taken while one is held.
+//!
+//! Waiting: a writer waits on `progress` (holding `wal` and `bg`) for a flush or compaction to
+//! make room; the work it waits for takes only `flush_mu` or `compact_mu` and ranks after them,
+//! never `wal`, so it can always finish. Every failure that makes the database read-only
+//! notifies `progress`, so no writer waits forever on work that will not come.
+
+use crate::env::Env;
+use crate::error::{Error, Result};
+use crate::manifest::ManifestWriter;
+use crate::memtable::Memtable;
+use crate::options::Options;
+use crate::record::LogWriter;
+use crate::sstable::Table;
+use crate::stats::Counters;
+use crate::sync::{self, Arc, AtomicBool, AtomicU64, Condvar, Mutex, Ordering, RwLock};
+use crate::version::{Version, NUM_LEVELS};
+use crate::wal::batch::WriteBatch;
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+
+/// What a reader needs, swapped atomically: the active memtable, the immutable ones (newest
+/// first) and the live tables.
+#[derive(Clone)]
+pub(crate) struct SuperVersion {
+    pub mem: Arc<Memtable>,
+    pub imms: Vec<Arc<Memtable>>,
+    pub version: Arc<Version>,
+}
+
+/// The WAL and sequence counter, owned by the current group-commit leader.
+pub(crate) struct WalState {
+    pub writer: LogWriter,
+    pub last_seq: u64,
+}
+
+/// A write waiting in the group-commit queue.
+pub(crate) struct Pending {
+    pub id: u64,
+    pub batch: WriteBatch,
+    pub sync: bool,
+}
+
+/// The group-commit queue: writes wait here for a leader to commit them.
+#[derive(Default)]
+pub(crate) struct WriteQueue {
+    pub next_id: u64,
+    pub queue: VecDeque<Pending>,
+    /// Outcomes for followers, by write id.
+    pub done: BTreeMap<u64, Result<()>>,
+    pub leader_active: bool,
+}
+
+/// Flags the background workers wait on.
+#[derive(Default)]
+pub(crate) struct BgState {
+    /// Immutable memtables wait for a flush.
+    pub flush_pending: bool,
+    /// Level 0 or a level's size may be over its target.
+    pub compact_pending: bool,
+    pub shutdown: bool,
+}
+
+/// The state shared by the handle, the write path, the readers and the background work.
+pub(crate) struct Shared {
+    pub env: Env,
+    pub dir: PathBuf,
+    pub opts: Options,
+    /// The current super version; replaced only through [`Shared::install`].
+    sv: RwLock<Arc<SuperVersion>>,
+    pub wal: Mutex<WalState>,
+    pub queue: Mutex<WriteQueue>,
+    pub queue_cv: Condvar,
+    /// Serializes flushes.
+    pub flush_mu: Mutex<()>,
+    /// Serializes compactions.
+    pub compact_mu: Mutex<()>,
+    pub manifest: Mutex<ManifestWriter>,
+    /// Where the last compaction of each level ended.
+    pub compact_pointers: Mutex<[Vec<u8>; NUM_LEVELS]>,
+    pub bg: Mutex<BgState>,
+    /// Wakes the background workers.
+    pub bg_cv: Condvar,
+    /// Signalled (under `bg`) when a flush or compaction finished or the database failed.
+    pub progress: Condvar,
+    pub next_file: AtomicU64,
+    /// The newest sequence number readers may see.
+    pub visible_seq: AtomicU64,
+    /// The read-only error, once something failed.
+    read_only: Mutex<Option<Error>>,
+    /// Tables no version names any more, removed once no reader holds them.
+    pub obsolete: Mutex<Vec<Arc<Table>>>,
+    pub counters: Counters,
+    closed: AtomicBool,
+}
+
+/// What opening hands over to build the shared state.
+pub(crate) struct Parts {
+    pub env: Env,
+    pub dir: PathBuf,
+    pub opts: Options,
+    pub sv: SuperVersion,
+    pub wal: WalState,
+    pub manifest: ManifestWriter,
+    pub next_file: u64,
+}
+
+impl Shared {
+    pub fn new(p: Parts) -> Shared {
+        let last_seq = p.wal.last_seq;
+        Shared {
+            env: p.env,
+            dir: p.dir,
+            opts: p.opts,
+            sv: RwLock::new(Arc::new(p.sv)),
+            wal: Mutex::new(p.wal),
+            queue: Mutex::new(WriteQueue::default()),
+            queue_cv: Condvar::new(),
+            flush_mu: Mutex::new(()),
+            compact_mu: Mutex::new(()),
+            manifest: Mutex::new(p.manifest),
+            compact_pointers: Mutex::new(Default::default()),
+            bg: Mutex::new(BgState::default()),
+            bg_cv: Condvar::new(),
+            progress: Condvar::new(),
+            next_file: AtomicU64::new(p.next_file),
+            visible_seq: AtomicU64::new(last_seq),
+            read_only: Mutex::new(None),
+            obsolete: Mutex::new(Vec::new()),
+            counters: Counters::default(),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// The current super version.
+    pub fn super_version(&self) -> Arc<SuperVersion> {
+        sync::read(&self.sv).clone()
+    }
+
+    /// Replaces the super version with `change` applied to a copy of it: the one place readers'
+    /// view changes (rotation, flush, compaction).
+    pub fn install(&self, change: impl FnOnce(&mut SuperVersion)) {
+        let mut cur = sync::write(&self.sv);
+        let mut next = (**cur).clone();
+        change(&mut next);
+        *cur = Arc::new(next);
+    }
+
+    /// A fresh file number for a WAL, table or manifest.
+    pub fn new_file_number(&self) -> u64 {
+        self.next_file.fetch_add(1, Ordering::SeqCst)
+    }
+
+    pub fn closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    /// Marks the database closed; true if it already was.
+    pub fn mark_closed(&self) -> bool {
+        self.closed.swap(true, Ordering::SeqCst)
+    }
+
+    pub fn check_open(&self) -> Result<()> {
+        if self.closed() {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    /// Fails if the database is closed or read-only.
+    pub fn check_writable(&self) -> Result<()> {
+        self.check_open()?;
+        match &*sync::lock(&self.read_only) {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// The read-only error, if something failed.
+    pub fn read_only_error(&self) -> Option<Error> {
+        sync::lock(&self.read_only).clone()
+    }
+
+    /// Why the database is read-only, if it is.
+    pub fn read_only_cause(&self) -> Option<String> {
+        self.read_only_error().map(|e| match e {
+            Error::ReadOnly { cause } => cause.to_string(),
+            e => e.to_string(),
+        })
+    }
+
+    /// Enters the read-only state if `r` failed: after a failed WAL append or fsync, or a failed
+    /// flush or compaction, nothing the engine holds in memory can be trusted to match the
+    /// disk. Wakes every writer waiting for background progress.
+    pub fn fail_on_err<T>(&self, r: Result<T>) -> Result<T> {
+        if let Err(e) = &r {
+            let mut ro = sync::lock(&self.read_only);
+            if ro.is_none() {
+                *ro = Some(Error::read_only(e));
+            }
+            drop(ro);
+            self.notify_progress();
+        }
+        r
+    }
+
+    /// Tells waiting writers that a flush or compaction finished (or failed).
+    pub fn notify_progress(&self) {
+        let _g = sync::lock(&self.bg);
+        self.progress.notify_all();
+    }
+
+    /// Asks the flush worker to flush the immutable memtables.
+    pub fn signal_flush(&self) {
+        let mut bg = sync::lock(&self.bg);
+        bg.flush_pending = true;
+        self.bg_cv.notify_all();
+    }
+
+    /// Asks the compaction workers to look for work.
+    pub fn signal_compaction(&self) {
+        let mut bg = sync::lock(&self.bg);
+        bg.compact_pending = true;
+        self.bg_cv.notify_all();
+    }
+}

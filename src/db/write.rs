@@ -1,0 +1,225 @@
+//! The write path: validation, group commit, throttling, and memtable rotation.
+//!
+//! A write queues its batch; the writer at the head of the queue leads a group: under the WAL
+//! lock it appends every queued batch as one record, fsyncs once if any member asked for it,
+//! inserts every batch into the memtable, publishes the new sequence and hands each member its
+//! outcome. Rotation only queues work (a new memtable and WAL; the flush runs elsewhere), so
+//! no flush or compaction ever runs while the WAL lock is held.
+
+use super::background;
+use super::shared::{Pending, Shared, WalState};
+use crate::error::{Error, Result};
+use crate::key::SEQ_MAX;
+use crate::memtable::Memtable;
+use crate::options::{limits, Background, Options};
+use crate::planted::{self, Bug};
+use crate::stats::Counters;
+use crate::sync::{self, Arc, Ordering};
+use crate::wal::batch::{self, WriteBatch};
+
+/// Bytes of batches one group commit gathers behind its leader's batch.
+const GROUP_COMMIT_BYTES_MAX: usize = 1 << 20;
+
+/// Refuses a batch the options do not allow; nothing is written.
+pub(crate) fn validate(o: &Options, b: &WriteBatch) -> Result<()> {
+    if b.has_empty_key {
+        return Err(Error::InvalidArgument("empty key".into()));
+    }
+    if b.max_key_len > o.max_key_size_bytes {
+        return Err(Error::InvalidArgument(format!(
+            "key of {} bytes exceeds max_key_size_bytes = {}",
+            b.max_key_len, o.max_key_size_bytes
+        )));
+    }
+    if b.max_value_len > o.max_value_size_bytes {
+        return Err(Error::InvalidArgument(format!(
+            "value of {} bytes exceeds max_value_size_bytes = {}",
+            b.max_value_len, o.max_value_size_bytes
+        )));
+    }
+    let limit = limits::RECORD_SIZE_BYTES_MAX - batch::PAYLOAD_HEADER_LEN;
+    if b.size_bytes() > limit {
+        return Err(Error::InvalidArgument(format!(
+            "batch of {} bytes exceeds the limit of {limit} bytes",
+            b.size_bytes()
+        )));
+    }
+    Ok(())
+}
+
+/// Group commit: queue the batch; the writer at the head of the queue leads, writing every
+/// queued batch as one WAL record with one fsync, while the others wait for its outcome.
+pub(crate) fn write(shared: &Shared, batch: WriteBatch, sync_wanted: bool) -> Result<()> {
+    let mut q = sync::lock(&shared.queue);
+    let id = q.next_id;
+    q.next_id += 1;
+    q.queue.push_back(Pending {
+        id,
+        batch,
+        sync: sync_wanted,
+    });
+    loop {
+        if let Some(r) = q.done.remove(&id) {
+            return r;
+        }
+        if !q.leader_active && q.queue.front().is_some_and(|p| p.id == id) {
+            break;
+        }
+        q = sync::wait(&shared.queue_cv, q);
+    }
+    q.leader_active = true;
+    let mut group = Vec::new();
+    let mut bytes = 0usize;
+    while let Some(p) = q.queue.front() {
+        if !group.is_empty() && bytes + p.batch.size_bytes() > GROUP_COMMIT_BYTES_MAX {
+            break;
+        }
+        bytes += p.batch.size_bytes();
+        group.extend(q.queue.pop_front());
+    }
+    drop(q);
+    let result = commit_group(shared, &group);
+    let mut q = sync::lock(&shared.queue);
+    q.leader_active = false;
+    let mut mine = Ok(false);
+    for p in &group {
+        if p.id == id {
+            mine = result.clone();
+        } else {
+            q.done.insert(p.id, result.clone().map(|_| ()));
+        }
+    }
+    shared.queue_cv.notify_all();
+    drop(q);
+    let rotated = mine?;
+    if rotated && shared.opts.background == Background::Inline {
+        // The group is acknowledged (its record is in the new WAL); a failure of the work it
+        // queued makes the database read-only, as it would on a background thread.
+        let _ = background::run_inline(shared);
+    }
+    Ok(())
+}
+
+/// Commits one group under the WAL lock. Returns whether it rotated the memtable.
+fn commit_group(shared: &Shared, group: &[Pending]) -> Result<bool> {
+    let mut wal = sync::lock(&shared.wal);
+    // A write that queued before the database went read-only must not be applied.
+    shared.check_writable()?;
+    throttle(shared)?;
+    // Only this leader rotates, so the memtable taken here (or after the rotation) is the
+    // one the group's entries go into.
+    let mut mem = shared.super_version().mem.clone();
+    let rotated = mem.size_bytes() >= shared.opts.memtable_size_bytes;
+    if rotated {
+        let r = rotate(shared, &mut wal, true);
+        shared.fail_on_err(r)?;
+        mem = shared.super_version().mem.clone();
+    }
+    let count: u64 = group.iter().map(|p| u64::from(p.batch.count)).sum();
+    let seq = wal.last_seq + 1;
+    if seq + count > SEQ_MAX {
+        return Err(Error::SequenceExhausted {
+            last: wal.last_seq,
+            wanted: count,
+        });
+    }
+    let time_ms = shared.env.clock.now_ms();
+    let header = batch::payload_header(seq, time_ms, count as u32);
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(group.len() + 1);
+    parts.push(&header);
+    parts.extend(group.iter().map(|p| &p.batch.rep[..]));
+    let r = wal.writer.add_record(&parts);
+    shared.fail_on_err(r)?;
+    Counters::add(&shared.counters.wal_records, 1);
+    if group.iter().any(|p| p.sync) && !planted::active(Bug::AckBeforeWalSync) {
+        // Durability point: without this fsync, an acknowledged write could be lost at a
+        // power loss.
+        let mut r = wal.writer.sync();
+        if r.is_err() && planted::active(Bug::RetryFailedFsync) {
+            r = wal.writer.sync();
+        }
+        shared.fail_on_err(r)?;
+        Counters::add(&shared.counters.wal_syncs, 1);
+    }
+    let last = apply_group(group, seq, time_ms, &mem);
+    wal.last_seq = last;
+    shared.visible_seq.store(last, Ordering::Release);
+    Counters::add(&shared.counters.writes, group.len() as u64);
+    Ok(rotated)
+}
+
+/// Inserts every batch of the group into `mem`, numbered from `seq`. Returns the last
+/// sequence number used.
+fn apply_group(group: &[Pending], seq: u64, time_ms: u64, mem: &Memtable) -> u64 {
+    let mut s = seq;
+    for p in group {
+        let r = batch::apply_entries(&p.batch.rep, p.batch.count, s, time_ms, mem);
+        debug_assert!(r.is_ok(), "a batch we encoded must decode");
+        s += u64::from(p.batch.count);
+    }
+    s - 1
+}
+
+/// Makes the active memtable immutable and starts a new one with a new WAL. With
+/// `backpressure`, first waits while too many immutable memtables await flushing. Only queues
+/// the flush: the caller (or a background thread) runs it.
+pub(crate) fn rotate(shared: &Shared, wal: &mut WalState, backpressure: bool) -> Result<()> {
+    if backpressure && shared.opts.background == Background::Threads {
+        let mut bg = sync::lock(&shared.bg);
+        while shared.super_version().imms.len() >= shared.opts.max_immutable_memtables
+            && !bg.shutdown
+        {
+            if let Some(e) = shared.read_only_error() {
+                return Err(e);
+            }
+            bg.flush_pending = true;
+            shared.bg_cv.notify_all();
+            bg = sync::wait(&shared.progress, bg);
+        }
+    }
+    // Durability point: the old WAL must be complete on disk before records in the new one
+    // can be synced, or a power loss could keep later writes and lose earlier ones.
+    if !planted::active(Bug::SkipWalSyncAtRotation) {
+        wal.writer.sync()?;
+    }
+    let number = shared.new_file_number();
+    wal.writer = super::open::create_wal(&*shared.env.fs, &shared.dir, number)?;
+    shared.install(|sv| {
+        let old = std::mem::replace(&mut sv.mem, Arc::new(Memtable::new(number)));
+        sv.imms.insert(0, old);
+    });
+    if shared.opts.background == Background::Threads {
+        shared.signal_flush();
+    }
+    Ok(())
+}
+
+/// Holds writers back while level 0 is too deep: at the slowdown trigger each write yields
+/// once; at the stop trigger writers wait for a compaction. Never under `Inline`, where
+/// compaction runs in the writer's thread.
+fn throttle(shared: &Shared) -> Result<()> {
+    if shared.opts.background != Background::Threads {
+        return Ok(());
+    }
+    let l0 = || shared.super_version().version.levels[0].len();
+    if l0() < shared.opts.l0_slowdown_writes_trigger {
+        return Ok(());
+    }
+    let mut bg = sync::lock(&shared.bg);
+    if l0() < shared.opts.l0_stop_writes_trigger {
+        bg.compact_pending = true;
+        shared.bg_cv.notify_all();
+        drop(bg);
+        sync::yield_now();
+        return Ok(());
+    }
+    while l0() >= shared.opts.l0_stop_writes_trigger && !bg.shutdown {
+        if let Some(e) = shared.read_only_error() {
+            return Err(e);
+        }
+        bg.compact_pending = true;
+        shared.bg_cv.notify_all();
+        bg = sync::wait(&shared.progress, bg);
+    }
+    Ok(())
+}
