@@ -38,6 +38,8 @@
 //! ```
 
 mod coding;
+#[cfg(test)]
+mod datadriven;
 mod db;
 mod env;
 mod error;

@@ -152,8 +152,23 @@ pub struct ManifestState {
 }
 
 impl ManifestState {
-    /// Applies an edit; `Err` names an inconsistency (a table added twice or deleted unseen).
+    /// Applies an edit; `Err` names an inconsistency (a table added twice or deleted unseen),
+    /// and then the state is unchanged: an edit applies whole or not at all.
     pub fn apply(&mut self, e: &VersionEdit) -> Result<(), String> {
+        for (level, n) in &e.deleted {
+            if self.tables.get(n).map(|(l, _)| l) != Some(level) {
+                return Err(format!(
+                    "edit deletes table {n} at level {level}, not live there"
+                ));
+            }
+        }
+        for (i, (_, m)) in e.added.iter().enumerate() {
+            let deleted_here = e.deleted.iter().any(|(_, n)| *n == m.number);
+            let added_before = e.added[..i].iter().any(|(_, o)| o.number == m.number);
+            if (self.tables.contains_key(&m.number) && !deleted_here) || added_before {
+                return Err(format!("edit adds table {} twice", m.number));
+            }
+        }
         if let Some(v) = e.next_file {
             self.next_file = self.next_file.max(v);
         }
@@ -163,20 +178,11 @@ impl ManifestState {
         if let Some(v) = e.log_number {
             self.log_number = self.log_number.max(v);
         }
-        for (level, n) in &e.deleted {
-            match self.tables.remove(n) {
-                Some((l, _)) if l == *level => {}
-                _ => {
-                    return Err(format!(
-                        "edit deletes table {n} at level {level}, not live there"
-                    ))
-                }
-            }
+        for (_, n) in &e.deleted {
+            self.tables.remove(n);
         }
         for (level, m) in &e.added {
-            if self.tables.insert(m.number, (*level, m.clone())).is_some() {
-                return Err(format!("edit adds table {} twice", m.number));
-            }
+            self.tables.insert(m.number, (*level, m.clone()));
             if m.number >= self.next_file {
                 self.next_file = m.number + 1;
             }

@@ -4,7 +4,7 @@
 //! order its locks are taken in, is in `shared.rs`.
 
 mod background;
-mod compaction;
+pub(crate) mod compaction;
 mod flush;
 mod obsolete;
 mod open;
