@@ -1,4 +1,4 @@
-//! cargo-fuzz target: the `block_and_filter` harness of `sim/src/harness.rs` (the same code
-//! `cargo test` runs through bolero).
+//! cargo-fuzz target: the `block_and_filter` harness, in `sim/src/harness/block_and_filter.rs`
+//! (the same code `cargo test` runs through bolero).
 #![no_main]
 libfuzzer_sys::fuzz_target!(|data: &[u8]| sedimentdb_sim::harness::block_and_filter(data));

@@ -1,4 +1,4 @@
-//! The fuzz harnesses (`sim/src/harness.rs`) under `cargo test`: each runs on a bounded number
+//! The fuzz harnesses (`sim/src/harness/`) under `cargo test`: each runs on a bounded number
 //! of random inputs through bolero (seeded by `BOLERO_RANDOM_SEED`, set in `.cargo/config.toml`;
 //! a failure prints the seed that replays it), then on every committed corpus input and every
 //! regression input a fuzzer ever found (`fuzz/corpus/<target>/`, `fuzz/regressions/<target>/`).

@@ -1,0 +1,216 @@
+//! Executing steps: each [`Step`] runs against the `Db`, one helper per kind of step. Writes are
+//! recorded in the model as acknowledged or failed, calls that make writes durable mark them so;
+//! answers go to the oracle, fault steps to `faults`.
+
+use super::{bound, Checked, CrashKind, Flow, Runner};
+use crate::model::Op;
+use crate::workload::{key_bytes, value_bytes, Step};
+use sedimentdb::{Error, WriteBatch, WriteOptions};
+
+impl Runner {
+    /// Runs one step (opening the database first if a failed reopen left it closed).
+    pub(super) fn exec(&mut self, s: &Step) -> Checked<Flow> {
+        if self.db.is_none() {
+            if let Flow::Stop = self.open(CrashKind::Clean)? {
+                return Ok(Flow::Stop);
+            }
+        }
+        match s {
+            Step::Put {
+                key,
+                len,
+                tag,
+                sync,
+            } => self.put(*key, *len, *tag, *sync),
+            Step::Delete { key, sync } => self.delete(*key, *sync),
+            Step::Batch { ops, tag, sync } => self.batch(ops, *tag, *sync),
+            Step::Get { key } => self.get(*key),
+            Step::Scan { from, to } => self.scan(*from, *to),
+            Step::Sync => {
+                let r = self.db().sync();
+                self.made_durable(r, "sync")
+            }
+            Step::Flush => {
+                let r = self.db().flush();
+                self.made_durable(r, "flush")
+            }
+            Step::Reopen => {
+                self.summary.ops += 1;
+                self.close_and_reopen()
+            }
+            Step::PowerLoss => self.crash_and_reopen(Some(true)),
+            Step::ProcessCrash => self.crash_and_reopen(Some(false)),
+            Step::CrashAfterCalls { calls, power } => self.arm_crash(*calls, *power),
+            Step::FailSync { drop_pages } => self.arm_sync_failure(*drop_pages),
+            Step::FailAppend { prefix } => self.arm_append_failure(*prefix),
+            Step::DiskFull { free_bytes } => self.disk_full(*free_bytes),
+            Step::SpaceReturns => self.space_returns(),
+            Step::FlipBit { file, offset, bit } => self.flip(*file, *offset, *bit),
+            Step::ClockForward { ms } => self.clock_forward(*ms),
+            Step::ClockBack { ms } => self.clock_back(*ms),
+            Step::CompactStep => self.compact_step(),
+            Step::Compact => self.compact(),
+            Step::CompactRange { from, to } => self.compact_range(*from, *to),
+            Step::ScanHold => self.scan_hold(),
+            Step::ScanFinish => self.scan_finish(),
+            Step::RawScan => {
+                self.summary.ops += 1;
+                self.check_raw(false)
+            }
+        }
+    }
+
+    fn put(&mut self, key: u32, len: u32, tag: u32, sync: bool) -> Checked<Flow> {
+        let (k, v) = (key_bytes(key), value_bytes(key, tag, len));
+        let mut b = WriteBatch::new();
+        b.put(&k, &v);
+        self.write(b, vec![Op::Put(k, v)], sync)
+    }
+
+    fn delete(&mut self, key: u32, sync: bool) -> Checked<Flow> {
+        let k = key_bytes(key);
+        let mut b = WriteBatch::new();
+        b.delete(&k);
+        self.write(b, vec![Op::Delete(k)], sync)
+    }
+
+    /// `(key, Some(len))` puts, `(key, None)` deletes, in one batch.
+    fn batch(&mut self, ops: &[(u32, Option<u32>)], tag: u32, sync: bool) -> Checked<Flow> {
+        let mut b = WriteBatch::new();
+        let mut mops = Vec::new();
+        for (key, v) in ops {
+            let k = key_bytes(*key);
+            match v {
+                Some(len) => {
+                    let v = value_bytes(*key, tag, *len);
+                    b.put(&k, &v);
+                    mops.push(Op::Put(k, v));
+                }
+                None => {
+                    b.delete(&k);
+                    mops.push(Op::Delete(k));
+                }
+            }
+        }
+        self.write(b, mops, sync)
+    }
+
+    /// Writes a batch; the model takes it as acknowledged, or as maybe written if it failed
+    /// other than by a read-only refusal.
+    fn write(&mut self, b: WriteBatch, ops: Vec<Op>, sync: bool) -> Checked<Flow> {
+        self.summary.ops += 1;
+        let time = self.now();
+        match self.db().write(b, &WriteOptions { sync }) {
+            Ok(()) => {
+                self.model.ack(ops, sync, time);
+                Ok(Flow::Continue)
+            }
+            Err(e @ Error::ReadOnly { .. }) => self.on_error(e, "write"),
+            Err(e) => {
+                // The write may or may not have reached the disk.
+                self.model.failed(ops, time);
+                self.on_error(e, "write")
+            }
+        }
+    }
+
+    /// The outcome of a call that makes every acknowledged write durable when it succeeds.
+    fn made_durable(&mut self, r: Result<(), Error>, what: &str) -> Checked<Flow> {
+        self.summary.ops += 1;
+        match r {
+            Ok(()) => {
+                self.model.mark_durable();
+                Ok(Flow::Continue)
+            }
+            Err(e) => self.on_error(e, what),
+        }
+    }
+
+    fn get(&mut self, key: u32) -> Checked<Flow> {
+        self.summary.ops += 1;
+        let k = key_bytes(key);
+        let got = self.db().get(&k);
+        self.check_get(&k, got)
+    }
+
+    /// A scan from `from` (inclusive) to `to` (exclusive), either end open if `None`.
+    fn scan(&mut self, from: Option<u32>, to: Option<u32>) -> Checked<Flow> {
+        self.summary.ops += 1;
+        let lo = from.map(key_bytes);
+        let hi = to.map(key_bytes);
+        let range = (bound(&lo, true), bound(&hi, false));
+        let got: Result<Vec<_>, _> = self.db().scan::<&Vec<u8>, _>(range).collect();
+        self.check_scan(&lo, &hi, got)
+    }
+
+    /// Starts a full scan, unless one is held already, and keeps it with the state it must
+    /// return.
+    fn scan_hold(&mut self) -> Checked<Flow> {
+        if self.held.is_none() {
+            let want: Vec<_> = self
+                .model
+                .state()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            self.held = Some((self.db().iter(), want));
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Finishes the held scan, if any.
+    fn scan_finish(&mut self) -> Checked<Flow> {
+        let Some((scan, want)) = self.held.take() else {
+            return Ok(Flow::Continue);
+        };
+        self.summary.ops += 1;
+        let got: Result<Vec<_>, _> = scan.collect();
+        self.check_held_scan(want, got)
+    }
+
+    fn compact_step(&mut self) -> Checked<Flow> {
+        self.summary.ops += 1;
+        match self.db().maintenance_step() {
+            Ok(_) => Ok(Flow::Continue),
+            Err(e) => self.on_error(e, "maintenance step"),
+        }
+    }
+
+    fn compact(&mut self) -> Checked<Flow> {
+        self.summary.ops += 1;
+        match self.db().compact() {
+            Ok(()) => Ok(Flow::Continue),
+            Err(e) => self.on_error(e, "compact"),
+        }
+    }
+
+    /// Compacts `from..=to` (either end open if `None`), then checks the raw view; with both
+    /// ends open it was a full compaction, after which no expired tombstone may remain.
+    fn compact_range(&mut self, from: Option<u32>, to: Option<u32>) -> Checked<Flow> {
+        self.summary.ops += 1;
+        let lo = from.map(key_bytes);
+        let hi = to.map(key_bytes);
+        let range = (bound(&lo, true), bound(&hi, true));
+        match self.db().compact_range::<&Vec<u8>, _>(range) {
+            Ok(()) => {
+                // compact_range flushes first: everything acknowledged is durable.
+                self.model.mark_durable();
+                self.check_raw(from.is_none() && to.is_none())
+            }
+            Err(e) => self.on_error(e, "compact_range"),
+        }
+    }
+
+    fn clock_forward(&mut self, ms: u64) -> Checked<Flow> {
+        self.world.clock.advance(ms);
+        Ok(Flow::Continue)
+    }
+
+    /// The clock jumps back; the latest it read is remembered (a compaction may have dropped a
+    /// tombstone by then).
+    fn clock_back(&mut self, ms: u64) -> Checked<Flow> {
+        self.clock_high = self.clock_high.max(self.now());
+        self.world.clock.rewind(ms);
+        Ok(Flow::Continue)
+    }
+}

@@ -1,0 +1,144 @@
+//! Faults: arming the filesystem's faults for a fault step (a crash at a later call, a failing
+//! fsync or append, a full disk), flipping a bit in durable data, and the one crash routine that
+//! every crash goes through — a crash step, an error once an armed crash point has killed the
+//! filesystem, and a crash point reached while opening.
+
+use super::{Checked, CrashKind, Flow, Runner, DB_DIR};
+use crate::SyncFailure;
+use sedimentdb::internals::filename::{self, FileKind};
+use sedimentdb::internals::record::proven_synced_len;
+use std::path::Path;
+
+/// The name of a crash in the fault list.
+fn crash_name(power: bool) -> &'static str {
+    if power {
+        "power loss"
+    } else {
+        "process crash"
+    }
+}
+
+impl Runner {
+    /// Crashes the filesystem: a power loss (what survives is up to the chooser) or a process
+    /// crash. `power` says which; `None` takes the armed crash, a power loss if none was armed.
+    /// Either way the armed crash is disarmed. `during` names what was running, for the fault
+    /// list. Returns what the crash promises a reopen.
+    pub(super) fn crash(&mut self, power: Option<bool>, during: Option<&str>) -> CrashKind {
+        let armed = self.armed_crash.take();
+        let power = power.or(armed).unwrap_or(true);
+        let kind = if power {
+            let c = &mut self.chooser;
+            self.world.fs.power_loss(&mut |n| c.choose(n));
+            CrashKind::Power
+        } else {
+            self.world.fs.process_crash();
+            CrashKind::Process
+        };
+        let what = crash_name(power);
+        self.fault(match during {
+            Some(d) => format!("{what} during {d}"),
+            None => what.into(),
+        });
+        kind
+    }
+
+    /// Crashes now (see [`Runner::crash`]), drops the `Db` and reopens.
+    pub(super) fn crash_and_reopen(&mut self, power: Option<bool>) -> Checked<Flow> {
+        let kind = self.crash(power, None);
+        drop(self.db.take());
+        self.open(kind)
+    }
+
+    /// The filesystem dies at the `calls`-th call from here; the crash is applied when the
+    /// engine reports the failure.
+    pub(super) fn arm_crash(&mut self, calls: u32, power: bool) -> Checked<Flow> {
+        self.world.fs.die_after_calls(u64::from(calls));
+        self.armed_crash = Some(power);
+        self.fault(format!(
+            "armed: {} at the {calls}-th filesystem call from here",
+            crash_name(power)
+        ));
+        Ok(Flow::Continue)
+    }
+
+    /// The next fsync fails, keeping or dropping the dirty pages.
+    pub(super) fn arm_sync_failure(&mut self, drop_pages: bool) -> Checked<Flow> {
+        self.world.fs.fail_next_sync(if drop_pages {
+            SyncFailure::DropPages
+        } else {
+            SyncFailure::KeepPages
+        });
+        self.fault(format!(
+            "armed: next fsync fails (drop pages: {drop_pages})"
+        ));
+        Ok(Flow::Continue)
+    }
+
+    /// The next append fails after writing `prefix` bytes.
+    pub(super) fn arm_append_failure(&mut self, prefix: u32) -> Checked<Flow> {
+        self.world.fs.fail_next_append(Some(prefix as usize));
+        self.fault(format!("armed: next append fails after {prefix} bytes"));
+        Ok(Flow::Continue)
+    }
+
+    /// Only `free_bytes` more bytes fit on the disk.
+    pub(super) fn disk_full(&mut self, free_bytes: u32) -> Checked<Flow> {
+        let used = self.world.fs.used_bytes();
+        self.world.fs.set_quota(Some(used + u64::from(free_bytes)));
+        self.fault(format!("disk full: {free_bytes} bytes free"));
+        Ok(Flow::Continue)
+    }
+
+    /// The disk has room again.
+    pub(super) fn space_returns(&mut self) -> Checked<Flow> {
+        self.world.fs.set_quota(None);
+        Ok(Flow::Continue)
+    }
+
+    /// Flips a bit in durable data that every checksum must cover: anywhere in a table or
+    /// `CURRENT`, and in a log below the length its records vouch was synced (past it, damage
+    /// and a torn write look the same to any log format).
+    pub(super) fn flip(&mut self, file: u32, offset: u32, bit: u8) -> Checked<Flow> {
+        let eligible = self.flippable();
+        if eligible.is_empty() {
+            return Ok(Flow::Continue);
+        }
+        let (name, len) = &eligible[file as usize % eligible.len()];
+        let off = offset as usize % len;
+        if self
+            .world
+            .fs
+            .flip_bit(&Path::new(DB_DIR).join(name), off, bit)
+        {
+            self.corrupted = true;
+            let name = name.clone();
+            self.fault(format!("bit {bit} flipped at offset {off} of {name}"));
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// The files a bit may be flipped in, each with the length of its covered data.
+    fn flippable(&self) -> Vec<(String, usize)> {
+        let fs = &self.world.fs;
+        let mut eligible: Vec<(String, usize)> = Vec::new();
+        for name in fs.names(Path::new(DB_DIR)) {
+            let path = Path::new(DB_DIR).join(&name);
+            let Some(durable) = fs.durable_len(&path) else {
+                continue;
+            };
+            let len = match filename::parse(&name) {
+                Some(FileKind::Table(_) | FileKind::Current) => durable,
+                Some(FileKind::Wal(n) | FileKind::Manifest(n)) => {
+                    let data = fs.read_file(&path).unwrap_or_default();
+                    let data = &data[..durable.min(data.len())];
+                    proven_synced_len(data, n) as usize
+                }
+                _ => 0,
+            };
+            if len > 0 {
+                eligible.push((name, len));
+            }
+        }
+        eligible
+    }
+}

@@ -1,0 +1,230 @@
+//! The runner: runs a list of steps against a `Db` on `SimFs`, checking every answer against the
+//! model, and reports the first violation with everything needed to replay it.
+//!
+//! This file owns the run itself: the `Runner` state, the entry points ([`run_seed`],
+//! [`run_steps`], [`run_steps_with`]), the [`Chooser`] that decides what survives a power loss,
+//! and the drive loop. The rest has one file per idea:
+//!
+//! - `exec`: executes each [`Step`] against the `Db`, recording writes in the model;
+//! - `faults`: arms the filesystem's faults, flips bits, and the one crash routine;
+//! - `open`: opens and reopens the `Db`, retrying through the faults that fire meanwhile;
+//! - `oracle`: every check against the model, and which engine errors are acceptable;
+//! - `report`: [`RunSummary`], [`Failure`] and how a failure is shown.
+
+mod exec;
+mod faults;
+mod open;
+mod oracle;
+mod report;
+
+pub use report::{Failure, RunSummary};
+
+use crate::model::Model;
+use crate::workload::{Knobs, Step};
+use crate::World;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sedimentdb::{Background, Db, Options, Scan};
+
+/// The database's directory on `SimFs`.
+const DB_DIR: &str = "/db";
+
+/// What the last close or crash promises about the state a reopen must find.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum CrashKind {
+    /// A clean close: every acknowledged write must be there.
+    Clean,
+    /// A process crash: every acknowledged write must be there.
+    Process,
+    /// A power loss: a prefix holding every durable write.
+    Power,
+}
+
+/// Whether the run goes on after a step.
+enum Flow {
+    Continue,
+    Stop,
+}
+
+/// The state of one run.
+struct Runner {
+    seed: u64,
+    world: World,
+    opts: Options,
+    db: Option<Db>,
+    model: Model,
+    chooser: Chooser,
+    summary: RunSummary,
+    corrupted: bool,
+    armed_crash: Option<bool>,
+    faults: Vec<String>,
+    step: usize,
+    op: String,
+    planted: Option<String>,
+    /// Writes refused in a row because the database went read-only.
+    refused: u32,
+    /// A scan held open across other steps, and the state it must return.
+    held: Option<(Scan, Entries)>,
+    grace_ms: u64,
+    /// The latest the clock has read: a compaction may have dropped a tombstone then, before a
+    /// backward jump.
+    clock_high: u64,
+}
+
+/// A result whose error is a contract violation.
+pub type Checked<T> = Result<T, Box<Failure>>;
+
+type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Decides what survives a power loss: a seeded RNG, or a script of choices (for enumerating
+/// every crash state).
+pub enum Chooser {
+    Rng(Box<ChaCha8Rng>),
+    /// Follows `script`, then answers 0; records the arity of every choice it was asked.
+    Script {
+        script: Vec<u64>,
+        asked: Vec<u64>,
+    },
+}
+
+impl Chooser {
+    fn choose(&mut self, n: u64) -> u64 {
+        if n <= 1 {
+            return 0;
+        }
+        match self {
+            Chooser::Rng(r) => r.next_u64() % n,
+            Chooser::Script { script, asked } => {
+                let i = asked.len();
+                asked.push(n);
+                script.get(i).copied().unwrap_or(0).min(n - 1)
+            }
+        }
+    }
+}
+
+/// Runs `steps` with the engine options of `knobs`; `Ok` if every check passed.
+pub fn run_steps(seed: u64, knobs: &Knobs, steps: &[Step]) -> Checked<RunSummary> {
+    let chooser = Chooser::Rng(Box::new(ChaCha8Rng::seed_from_u64(
+        seed ^ 0x6368_6f69_6365_7300,
+    )));
+    run_steps_with(seed, knobs, steps, chooser).0
+}
+
+/// Runs `steps` with a given chooser; returns the chooser too (a script records the arities
+/// it was asked).
+pub fn run_steps_with(
+    seed: u64,
+    knobs: &Knobs,
+    steps: &[Step],
+    chooser: Chooser,
+) -> (Checked<RunSummary>, Chooser) {
+    let opts = Options {
+        memtable_size_bytes: knobs.memtable_size_bytes,
+        block_size_bytes: knobs.block_size_bytes,
+        background: Background::Inline,
+        l0_compaction_trigger: knobs.l0_compaction_trigger,
+        l0_slowdown_writes_trigger: knobs.l0_compaction_trigger.max(8),
+        l0_stop_writes_trigger: knobs.l0_compaction_trigger.max(12),
+        level1_size_bytes: knobs.level1_size_bytes,
+        table_size_bytes: knobs.table_size_bytes,
+        tombstone_grace: std::time::Duration::from_millis(knobs.tombstone_grace_ms),
+        ..Options::default()
+    };
+    let world = World::new();
+    world.fs.set_strict_unlink(true);
+    let mut r = Runner {
+        seed,
+        world,
+        opts,
+        db: None,
+        model: Model::new(),
+        chooser,
+        summary: RunSummary::default(),
+        corrupted: false,
+        armed_crash: None,
+        faults: Vec::new(),
+        step: 0,
+        op: "open".into(),
+        planted: planted_name(),
+        refused: 0,
+        held: None,
+        grace_ms: knobs.tombstone_grace_ms,
+        clock_high: 0,
+    };
+    let result = r.drive(steps);
+    (result, r.chooser)
+}
+
+/// Runs seed `seed` with its own knobs and steps.
+pub fn run_seed(seed: u64) -> Checked<RunSummary> {
+    let knobs = Knobs::for_seed(seed);
+    let steps = crate::workload::generate(seed, &knobs);
+    run_steps(seed, &knobs, &steps)
+}
+
+#[cfg(feature = "planted-bugs")]
+fn planted_name() -> Option<String> {
+    crate::planted_now().map(|b| format!("{b:?}"))
+}
+
+#[cfg(not(feature = "planted-bugs"))]
+fn planted_name() -> Option<String> {
+    None
+}
+
+/// A range end: open if `None`.
+fn bound(k: &Option<Vec<u8>>, inclusive: bool) -> std::ops::Bound<&Vec<u8>> {
+    match k {
+        None => std::ops::Bound::Unbounded,
+        Some(k) if inclusive => std::ops::Bound::Included(k),
+        Some(k) => std::ops::Bound::Excluded(k),
+    }
+}
+
+impl Runner {
+    /// Opens the database, runs every step (a full scan every 20 and at the end), and adds up
+    /// what the filesystem saw.
+    fn drive(&mut self, steps: &[Step]) -> Checked<RunSummary> {
+        if let Flow::Stop = self.open(CrashKind::Clean)? {
+            return Ok(self.summary.clone());
+        }
+        for (i, s) in steps.iter().enumerate() {
+            self.step = i;
+            self.op = s.to_rust();
+            self.summary.steps += 1;
+            if let Flow::Stop = self.exec(s)? {
+                break;
+            }
+            if i % 20 == 19 {
+                if let Flow::Stop = self.check_full()? {
+                    break;
+                }
+            }
+        }
+        if !self.summary.stopped_on_corruption {
+            self.check_full()?;
+        }
+        let st = self.world.fs.stats();
+        self.summary.add_fs_stats(&st);
+        Ok(self.summary.clone())
+    }
+
+    fn now(&self) -> u64 {
+        sedimentdb::Clock::now_ms(&*self.world.clock)
+    }
+
+    /// Counts one way the engine met a fault.
+    fn met(&mut self, what: &str) {
+        *self.summary.met.entry(what.to_string()).or_default() += 1;
+    }
+
+    /// Records a fault for the failure report.
+    fn fault(&mut self, what: String) {
+        self.faults.push(format!("step {}: {what}", self.step));
+    }
+
+    fn db(&self) -> &Db {
+        self.db.as_ref().expect("open between steps")
+    }
+}

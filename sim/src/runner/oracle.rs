@@ -1,0 +1,325 @@
+//! The oracle: every check of the engine's answers against the model — point reads, scans,
+//! held scans, the full scan, the raw view and its tombstones (rule 5), the state recovered by
+//! an open (rules 1 and 2, no orphaned tables) — and which errors the engine may return
+//! (`on_error`), with how the run reacts to each.
+
+use super::open::Opened;
+use super::{bound, Checked, CrashKind, Entries, Flow, Runner, DB_DIR};
+use crate::model::{first_difference, snapshot};
+use sedimentdb::internals::filename::{self, FileKind};
+use sedimentdb::{Db, Error, RawEntry, RawValue};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+fn show(v: Option<&Vec<u8>>) -> String {
+    match v {
+        None => "absent".into(),
+        Some(v) if v.len() > 24 => format!("{} bytes {:?}...", v.len(), &v[..24]),
+        Some(v) => format!("{v:?}"),
+    }
+}
+
+impl Runner {
+    /// Reacts to an error from the engine: a crash point reached, detected corruption, a
+    /// read-only refusal and an I/O error are all acceptable; any other error is a violation.
+    pub(super) fn on_error(&mut self, e: Error, what: &str) -> Checked<Flow> {
+        if self.world.fs.is_dead() {
+            self.met("error at the crash point");
+            return self.crash_and_reopen(None);
+        }
+        match e {
+            Error::Corruption { .. } if self.corrupted => {
+                self.met("corruption detected");
+                self.summary.stopped_on_corruption = true;
+                Ok(Flow::Stop)
+            }
+            Error::ReadOnly { .. } => {
+                self.met("write refused while read-only");
+                self.refused += 1;
+                if self.refused < 3 {
+                    return Ok(Flow::Continue);
+                }
+                // As an application would: reopen to recover from what is on disk.
+                self.refused = 0;
+                self.met("reopened after read-only");
+                self.close_and_reopen()
+            }
+            Error::Io { .. } => {
+                self.met("I/O error returned");
+                Ok(Flow::Continue)
+            }
+            e => Err(self.fail(
+                format!("{what} to succeed or fail with an I/O error"),
+                format!("{e}"),
+            )),
+        }
+    }
+
+    /// What an open recovered after a close or crash of `kind` agrees with the model, and the
+    /// table files on disk are exactly the live ones. Returns the database.
+    pub(super) fn check_recovery(&mut self, kind: CrashKind, opened: Opened) -> Checked<Db> {
+        let Opened { db, actual, raw } = opened;
+        self.check_recovered_state(kind, &actual, raw)?;
+        if kind != CrashKind::Clean {
+            self.summary.crashes_recovered += 1;
+            self.met("crash recovered");
+        }
+        self.check_table_files(&db)?;
+        Ok(db)
+    }
+
+    /// Rules 1 and 2: after a clean close or a process crash, every acknowledged write; after a
+    /// power loss, a prefix of them holding every durable one. The tombstones must be the
+    /// candidate's, less those past their grace period.
+    fn check_recovered_state(
+        &mut self,
+        kind: CrashKind,
+        actual: &BTreeMap<Vec<u8>, Vec<u8>>,
+        raw: Vec<RawEntry>,
+    ) -> Checked<()> {
+        let keep_all = kind != CrashKind::Power;
+        let raw_tombs: BTreeMap<Vec<u8>, u64> = raw
+            .into_iter()
+            .filter_map(|e| match e.value {
+                RawValue::Tombstone { deleted_at_ms } => Some((e.key, deleted_at_ms)),
+                RawValue::Put(_) => None,
+            })
+            .collect();
+        let (now, high, grace) = (self.now(), self.clock_high, self.grace_ms);
+        // The engine's tombstones are the candidate's, less those past their grace period,
+        // which a compaction may have dropped.
+        let tombs_ok = |want: &BTreeMap<Vec<u8>, u64>| {
+            raw_tombs.iter().all(|(k, t)| want.get(k) == Some(t))
+                && want.iter().all(|(k, t)| {
+                    raw_tombs.contains_key(k) || high.max(now) >= t.saturating_add(grace)
+                })
+        };
+        if let Err(msg) = self.model.recover_with(actual, keep_all, tombs_ok) {
+            return Err(self.fail(
+                match kind {
+                    CrashKind::Power => {
+                        "a prefix of the acknowledged writes holding every durable one (rule 2)"
+                    }
+                    _ => "every acknowledged write (no power loss)",
+                },
+                msg,
+            ));
+        }
+        Ok(())
+    }
+
+    /// No orphaned and no doubly counted tables: the files on disk are exactly the live ones.
+    fn check_table_files(&self, db: &Db) -> Checked<()> {
+        let files = self
+            .world
+            .fs
+            .names(Path::new(DB_DIR))
+            .iter()
+            .filter(|n| matches!(filename::parse(n), Some(FileKind::Table(_))))
+            .count();
+        let live = db.stats().tables;
+        if files != live {
+            return Err(self.fail(
+                format!("{live} table files after open, one per live table"),
+                format!("{files} table files"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Point reads of every model key agree with the model.
+    pub(super) fn check_points(&mut self) -> Checked<Flow> {
+        let keys: Vec<Vec<u8>> = self.model.state().keys().take(300).cloned().collect();
+        for k in keys {
+            match self.db().get(&k) {
+                Ok(v) if v.as_ref() == self.model.get(&k) => {}
+                Ok(v) => {
+                    return Err(self.fail(
+                        format!(
+                            "get {:?} = {}",
+                            String::from_utf8_lossy(&k),
+                            show(self.model.get(&k))
+                        ),
+                        show(v.as_ref()),
+                    ))
+                }
+                Err(e) => return self.on_error(e, "get"),
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// A full scan equals the model.
+    pub(super) fn check_full(&mut self) -> Checked<Flow> {
+        if self.db.is_none() {
+            return Ok(Flow::Continue);
+        }
+        match snapshot(self.db()) {
+            Ok(actual) if &actual == self.model.state() => Ok(Flow::Continue),
+            Ok(actual) => Err(self.fail(
+                format!(
+                    "full scan equal to the model ({} keys)",
+                    self.model.state().len()
+                ),
+                first_difference(self.model.state(), &actual),
+            )),
+            Err(e) => self.on_error(e, "full scan"),
+        }
+    }
+
+    /// A point read (of the `get` step) agrees with the model.
+    pub(super) fn check_get(
+        &mut self,
+        k: &[u8],
+        got: Result<Option<Vec<u8>>, Error>,
+    ) -> Checked<Flow> {
+        match got {
+            Ok(v) if v.as_ref() == self.model.get(k) => Ok(Flow::Continue),
+            Ok(v) => Err(self.fail(
+                format!("get = {}", show(self.model.get(k))),
+                show(v.as_ref()),
+            )),
+            Err(e) => self.on_error(e, "get"),
+        }
+    }
+
+    /// A scan from `lo` (inclusive) to `hi` (exclusive) equals the model's range.
+    pub(super) fn check_scan(
+        &mut self,
+        lo: &Option<Vec<u8>>,
+        hi: &Option<Vec<u8>>,
+        got: Result<Entries, Error>,
+    ) -> Checked<Flow> {
+        let got = match got {
+            Ok(got) => got,
+            Err(e) => return self.on_error(e, "scan"),
+        };
+        let want: Entries = match (lo, hi) {
+            (Some(l), Some(h)) if l >= h => Vec::new(),
+            _ => self
+                .model
+                .state()
+                .range::<Vec<u8>, _>((bound(lo, true), bound(hi, false)))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        };
+        if got == want {
+            Ok(Flow::Continue)
+        } else {
+            let g: BTreeMap<_, _> = got.into_iter().collect();
+            let w: BTreeMap<_, _> = want.into_iter().collect();
+            Err(self.fail("scan equal to the model", first_difference(&w, &g)))
+        }
+    }
+
+    /// A scan held open across other steps returns the state as of its start.
+    pub(super) fn check_held_scan(
+        &mut self,
+        want: Entries,
+        got: Result<Entries, Error>,
+    ) -> Checked<Flow> {
+        match got {
+            Ok(got) if got == want => Ok(Flow::Continue),
+            Ok(got) => {
+                let g: BTreeMap<_, _> = got.into_iter().collect();
+                let w: BTreeMap<_, _> = want.into_iter().collect();
+                Err(self.fail(
+                    "a held scan to return the state as of its start",
+                    first_difference(&w, &g),
+                ))
+            }
+            Err(e) => self.on_error(e, "held scan"),
+        }
+    }
+
+    /// Rule 5 on the raw view: every entry agrees with the model; every tombstone younger than
+    /// the grace period is there with its deletion time; after a full compaction, no older one.
+    pub(super) fn check_raw(&mut self, after_full_compaction: bool) -> Checked<Flow> {
+        let raw: Result<Vec<_>, _> = self.db().scan_raw::<&[u8], _>(..).collect();
+        let raw = match raw {
+            Ok(r) => r,
+            Err(e) => return self.on_error(e, "raw scan"),
+        };
+        let now = self.now();
+        let mut seen = BTreeSet::new();
+        for e in &raw {
+            self.check_raw_entry(e, now, after_full_compaction)?;
+            if let RawValue::Tombstone { .. } = e.value {
+                seen.insert(e.key.clone());
+            }
+        }
+        let live = raw
+            .iter()
+            .filter(|e| matches!(e.value, RawValue::Put(_)))
+            .count();
+        if live != self.model.state().len() {
+            return Err(self.fail(
+                format!("{} live keys in the raw view", self.model.state().len()),
+                format!("{live}"),
+            ));
+        }
+        self.check_young_tombstones(&seen, now)?;
+        Ok(Flow::Continue)
+    }
+
+    /// One entry of the raw view: a value the model holds, or a tombstone the model holds with
+    /// the same deletion time (and, after a full compaction, still within its grace period).
+    fn check_raw_entry(&self, e: &RawEntry, now: u64, after_full_compaction: bool) -> Checked<()> {
+        match &e.value {
+            RawValue::Put(v) => {
+                if self.model.get(&e.key) != Some(v) {
+                    return Err(self.fail(
+                        format!(
+                            "raw view value of {:?} = {}",
+                            String::from_utf8_lossy(&e.key),
+                            show(self.model.get(&e.key))
+                        ),
+                        show(Some(v)),
+                    ));
+                }
+            }
+            RawValue::Tombstone { deleted_at_ms } => {
+                let want = self.model.tombstones().get(&e.key);
+                if self.model.get(&e.key).is_some() || want != Some(deleted_at_ms) {
+                    return Err(self.fail(
+                        format!(
+                            "tombstone of {:?} deleted at {want:?}",
+                            String::from_utf8_lossy(&e.key)
+                        ),
+                        format!("tombstone deleted at {deleted_at_ms}"),
+                    ));
+                }
+                if after_full_compaction && now >= deleted_at_ms.saturating_add(self.grace_ms) {
+                    return Err(self.fail(
+                        "no tombstone past its grace period after a full compaction (rule 5)",
+                        format!(
+                            "{:?} deleted at {deleted_at_ms}, now {now}, grace {} ms",
+                            String::from_utf8_lossy(&e.key),
+                            self.grace_ms
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every tombstone of the model younger than the grace period (by the latest the clock has
+    /// read) was `seen` in the raw view.
+    fn check_young_tombstones(&self, seen: &BTreeSet<Vec<u8>>, now: u64) -> Checked<()> {
+        let high = self.clock_high.max(now);
+        for (k, t) in self.model.tombstones() {
+            if high < t.saturating_add(self.grace_ms) && !seen.contains(k) {
+                return Err(self.fail(
+                    "every tombstone younger than the grace period in the raw view (rule 5)",
+                    format!(
+                        "{:?} deleted at {t} is missing at {now} (grace {} ms)",
+                        String::from_utf8_lossy(k),
+                        self.grace_ms
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
