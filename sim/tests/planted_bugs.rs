@@ -7,14 +7,11 @@ use sedimentdb_sim::runner::run_seed;
 /// Seeds each bug may take before the simulator must have found it.
 const BOUND: u64 = 500;
 
-/// Bugs the simulator does not see yet (it needs a power loss right after a clean close, and
-/// bit flips placed by what the engine acted on rather than by what the log claims). Listed so
+/// Bugs the simulator finds too rarely for the bound: each needs a bit flip in the newest
+/// manifest edit before the next edit vouches for it, then a reopen (the first failure of
+/// `SkipManifestVouchSync` is at seed 3187; `SkipManifestSync` survived 5,000 seeds). Listed so
 /// the test fails both when another bug survives and when one of these starts being found.
-const NOT_YET_FOUND: [Bug; 3] = [
-    Bug::SkipSyncAtClose,
-    Bug::SkipManifestSync,
-    Bug::SkipManifestVouchSync,
-];
+const NOT_YET_FOUND: [Bug; 2] = [Bug::SkipManifestSync, Bug::SkipManifestVouchSync];
 
 fn seeds_to_failure(bug: Bug) -> Option<u64> {
     plant(Some(bug));

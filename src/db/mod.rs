@@ -16,7 +16,7 @@ mod write;
 pub use scan::{RawEntry, RawScan, RawValue, Scan};
 
 use crate::env::{Env, FileLock};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::options::{Background, Options, WriteOptions};
 use crate::planted::{self, Bug};
 use crate::stats::{Counters, Stats};
@@ -192,7 +192,10 @@ impl Db {
     }
 
     /// Stops background work, syncs the WAL and releases the directory lock. Unsynced writes
-    /// become durable here. Dropping a `Db` does the same, ignoring errors.
+    /// become durable here. If the WAL failed earlier (a failed append or fsync), they cannot:
+    /// close then returns [`crate::Error::ReadOnly`] naming that failure (the lock is released
+    /// all the same; reopening recovers what is on disk). Dropping a `Db` does the same as
+    /// `close`, ignoring errors.
     pub fn close(self) -> Result<()> {
         self.shutdown()
     }
@@ -206,10 +209,13 @@ impl Db {
         // Sync, then a marker record synced after it: its synced offset vouches for every
         // record before it, so damage to the last writes is reported, not cut as torn. Done
         // even when read-only after a failed flush or compaction (the WAL is sound then, and
-        // unsynced writes should become durable); a failed WAL refuses by itself.
+        // unsynced writes should become durable). A failed WAL cannot make anything durable
+        // any more: close reports its failure rather than promise what it cannot keep.
         let r = {
             let mut wal = sync::lock(&s.wal);
-            if wal.writer.failure().is_some() || planted::active(Bug::SkipSyncAtClose) {
+            if let Some(e) = wal.writer.failure() {
+                Err(Error::read_only(e))
+            } else if planted::active(Bug::SkipSyncAtClose) {
                 Ok(())
             } else {
                 // Durability point: without these fsyncs, unsynced writes acknowledged before

@@ -96,8 +96,9 @@ impl Runner {
     }
 
     /// Flips a bit in durable data that every checksum must cover: anywhere in a table or
-    /// `CURRENT`, and in a log below the length its records vouch was synced (past it, damage
-    /// and a torn write look the same to any log format).
+    /// `CURRENT`; in a WAL below the length its records vouch was synced (past it, damage and
+    /// a torn write look the same to any log format); in a manifest below what was durable
+    /// when the last step ended.
     pub(super) fn flip(&mut self, file: u32, offset: u32, bit: u8) -> Checked<Flow> {
         let eligible = self.flippable();
         if eligible.is_empty() {
@@ -117,6 +118,17 @@ impl Runner {
         Ok(Flow::Continue)
     }
 
+    /// Notes each manifest's durable length now, between steps (see `manifest_acted_len`).
+    pub(super) fn note_manifest_lengths(&mut self) {
+        let fs = &self.world.fs;
+        for name in fs.names(Path::new(DB_DIR)) {
+            if let Some(FileKind::Manifest(_)) = filename::parse(&name) {
+                let len = fs.durable_len(&Path::new(DB_DIR).join(&name)).unwrap_or(0);
+                self.manifest_acted_len.insert(name, len);
+            }
+        }
+    }
+
     /// The files a bit may be flipped in, each with the length of its covered data.
     fn flippable(&self) -> Vec<(String, usize)> {
         let fs = &self.world.fs;
@@ -128,7 +140,14 @@ impl Runner {
             };
             let len = match filename::parse(&name) {
                 Some(FileKind::Table(_) | FileKind::Current) => durable,
-                Some(FileKind::Wal(n) | FileKind::Manifest(n)) => {
+                // A manifest: every edit the engine acted on must be vouched for, so damage
+                // anywhere below what was durable when the last step ended must be reported.
+                // (Measured by what the simulator saw, not by what the log claims: a log that
+                // failed to sync its vouching record would otherwise hide the damage.)
+                Some(FileKind::Manifest(_)) => {
+                    durable.min(self.manifest_acted_len.get(&name).copied().unwrap_or(0))
+                }
+                Some(FileKind::Wal(n)) => {
                     let data = fs.read_file(&path).unwrap_or_default();
                     let data = &data[..durable.min(data.len())];
                     proven_synced_len(data, n) as usize

@@ -25,6 +25,7 @@ use crate::World;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sedimentdb::{Background, Db, Options, Scan};
+use std::collections::BTreeMap;
 
 /// The database's directory on `SimFs`.
 const DB_DIR: &str = "/db";
@@ -69,6 +70,10 @@ struct Runner {
     /// The latest the clock has read: a compaction may have dropped a tombstone then, before a
     /// backward jump.
     clock_high: u64,
+    /// Per manifest file, its durable length when the last step ended: every edit the engine
+    /// acted on (deleting WALs and tables on its strength) lies below it, and must be vouched
+    /// for by a synced record after it, so damage there must be reported, never cut.
+    manifest_acted_len: BTreeMap<String, usize>,
 }
 
 /// A result whose error is a contract violation.
@@ -151,6 +156,7 @@ pub fn run_steps_with(
         held: None,
         grace_ms: knobs.tombstone_grace_ms,
         clock_high: 0,
+        manifest_acted_len: BTreeMap::new(),
     };
     let result = r.drive(steps);
     (result, r.chooser)
@@ -196,6 +202,7 @@ impl Runner {
             if let Flow::Stop = self.exec(s)? {
                 break;
             }
+            self.note_manifest_lengths();
             if i % 20 == 19 {
                 if let Flow::Stop = self.check_full()? {
                     break;
