@@ -1,0 +1,134 @@
+//! Open-file handles (`SimFile`) and directory locks (`SimLock`).
+
+use super::*;
+
+pub(super) struct SimFile {
+    pub(super) state: Arc<Mutex<State>>,
+    pub(super) inode: u64,
+    pub(super) epoch: u64,
+    pub(super) path: PathBuf,
+}
+
+impl SimFile {
+    fn with<R>(
+        &self,
+        op: &str,
+        n: u64,
+        f: impl FnOnce(&mut State, u64) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let mut st = lock_state(&self.state);
+        st.begin(op, &self.path, n)?;
+        if st.epoch != self.epoch {
+            return Err(io::Error::other(
+                "stale handle: the simulated machine crashed",
+            ));
+        }
+        if !st.files.contains_key(&self.inode) {
+            return Err(io::Error::other("file was removed and collected"));
+        }
+        if st.strict_unlink && !st.is_named(self.inode) {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "{} used after it was removed (strict unlink)",
+                    self.path.display()
+                ),
+            ));
+        }
+        f(&mut st, self.inode)
+    }
+}
+
+impl File for SimFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.with("read", offset, |st, i| {
+            let f = &st.files[&i];
+            let start = usize::try_from(offset).map_err(|_| io::ErrorKind::UnexpectedEof)?;
+            let end = start
+                .checked_add(buf.len())
+                .ok_or(io::ErrorKind::UnexpectedEof)?;
+            let src = f.data.get(start..end).ok_or(io::ErrorKind::UnexpectedEof)?;
+            buf.copy_from_slice(src);
+            Ok(())
+        })
+    }
+
+    fn append(&self, data: &[u8]) -> io::Result<()> {
+        self.with("append", data.len() as u64, |st, i| {
+            if let Some(prefix) = st.faults.append_failures.pop_front() {
+                let n = prefix.unwrap_or(0).min(data.len());
+                st.files
+                    .get_mut(&i)
+                    .expect("checked")
+                    .data
+                    .extend_from_slice(&data[..n]);
+                st.inject(if n > 0 { "short write" } else { "write error" });
+                return Err(io::Error::other("simulated write error (EIO)"));
+            }
+            if let Some(q) = st.faults.quota_bytes {
+                let used = st.used_bytes();
+                if used + data.len() as u64 > q {
+                    let n = q.saturating_sub(used).min(data.len() as u64) as usize;
+                    st.files
+                        .get_mut(&i)
+                        .expect("checked")
+                        .data
+                        .extend_from_slice(&data[..n]);
+                    st.inject("disk full");
+                    return Err(io::Error::new(
+                        io::ErrorKind::StorageFull,
+                        "simulated disk full (ENOSPC)",
+                    ));
+                }
+            }
+            st.files
+                .get_mut(&i)
+                .expect("checked")
+                .data
+                .extend_from_slice(data);
+            st.stats.bytes_written += data.len() as u64;
+            Ok(())
+        })
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        self.with("sync", 0, |st, i| {
+            if let Some(mode) = st.faults.sync_failures.pop_front() {
+                let f = st.files.get_mut(&i).expect("checked");
+                if mode == SyncFailure::DropPages && f.data.len() > f.durable_len {
+                    f.phantom.push((f.durable_len, f.data.len()));
+                }
+                st.inject(match mode {
+                    SyncFailure::KeepPages => "fsync error (pages kept)",
+                    SyncFailure::DropPages => "fsync error (pages dropped)",
+                });
+                return Err(io::Error::other("simulated fsync error (EIO)"));
+            }
+            let f = st.files.get_mut(&i).expect("checked");
+            f.durable_len = f.data.len();
+            st.stats.syncs += 1;
+            Ok(())
+        })
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        self.with("len", 0, |st, i| Ok(st.files[&i].data.len() as u64))
+    }
+}
+
+pub(super) struct SimLock {
+    pub(super) state: Arc<Mutex<State>>,
+    pub(super) path: PathBuf,
+    pub(super) epoch: u64,
+}
+
+impl FileLock for SimLock {}
+
+impl Drop for SimLock {
+    fn drop(&mut self) {
+        let mut st = lock_state(&self.state);
+        if st.epoch == self.epoch {
+            st.locks.remove(&self.path);
+        }
+    }
+}

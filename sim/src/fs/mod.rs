@@ -1,0 +1,397 @@
+//! `SimFs`: an in-memory filesystem with separate `current` and `durable` states and the fault
+//! model of `FAULTS.md`.
+//!
+//! Files here are append-only (the engine never overwrites), so a file's durable content is a
+//! prefix of its current content, `data[..durable_len]`, minus `phantom` ranges: pages whose
+//! fsync failed and that the kernel then marked clean without writing (fsyncgate). Directories
+//! keep their current entries, their durable entries, and the ordered log of entry changes made
+//! since their last sync.
+//!
+//! Handles carry the epoch they were opened in; after a crash every old handle fails, as if its
+//! process had died, so a crashed `Db` cannot touch the recovered world.
+
+mod crash;
+mod file;
+mod ops;
+
+use file::{SimFile, SimLock};
+use sedimentdb::{File, FileLock, Fs};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The unit in which unsynced data survives a power loss.
+pub const PAGE_BYTES: usize = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Node {
+    File(u64),
+    Dir,
+}
+
+#[derive(Debug, Clone)]
+enum DirOp {
+    Put(String, Node),
+    Remove(String),
+    /// One change, so that a power loss keeps either the old or the new name, never both.
+    Rename(String, String, Node),
+}
+
+#[derive(Debug, Default, Clone)]
+struct Dir {
+    current: BTreeMap<String, Node>,
+    durable: BTreeMap<String, Node>,
+    unsynced: Vec<DirOp>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct FileData {
+    data: Vec<u8>,
+    durable_len: usize,
+    /// Byte ranges a failed fsync dropped: reads see them, the disk never got them.
+    phantom: Vec<(usize, usize)>,
+}
+
+/// How an injected fsync failure treats the file's dirty pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncFailure {
+    /// The pages stay dirty; a later sync may persist them.
+    KeepPages,
+    /// The pages are marked clean without being written: a later sync returns `Ok` and they are
+    /// still lost at a power loss (the Linux behaviour behind fsyncgate).
+    DropPages,
+}
+
+/// Counters of what the filesystem was asked to do and what it injected.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SimFsStats {
+    /// Filesystem calls made (every trait method counts one).
+    pub calls: u64,
+    pub syncs: u64,
+    pub dir_syncs: u64,
+    pub bytes_written: u64,
+    pub power_losses: u64,
+    pub process_crashes: u64,
+    /// Faults that fired, by kind.
+    pub injected: BTreeMap<&'static str, u64>,
+    /// A hash of every call and its result, in order: the same seed must give the same trace.
+    pub trace_hash: u64,
+}
+
+#[derive(Debug, Default)]
+struct Faults {
+    /// The call number at which the machine dies (power loss or process crash pending).
+    die_at_call: Option<u64>,
+    dead: bool,
+    sync_failures: VecDeque<SyncFailure>,
+    /// Pending append failures: `Some(n)` writes a prefix of `n` bytes first (a short write).
+    append_failures: VecDeque<Option<usize>>,
+    quota_bytes: Option<u64>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Refuse any use of a handle whose file no directory names (stricter than POSIX): proves
+    /// the engine never removes a file that someone still reads.
+    strict_unlink: bool,
+    dirs: BTreeMap<PathBuf, Dir>,
+    files: BTreeMap<u64, FileData>,
+    next_inode: u64,
+    epoch: u64,
+    locks: BTreeSet<PathBuf>,
+    faults: Faults,
+    stats: SimFsStats,
+}
+
+/// An in-memory filesystem whose power-loss behaviour and faults follow `FAULTS.md`.
+#[derive(Debug)]
+pub struct SimFs {
+    state: Arc<Mutex<State>>,
+}
+
+fn not_found(p: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{} not found", p.display()),
+    )
+}
+
+fn split(p: &Path) -> io::Result<(PathBuf, String)> {
+    let name = p
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    Ok((
+        p.parent().unwrap_or(Path::new("")).to_path_buf(),
+        name.to_string(),
+    ))
+}
+
+fn lock_state(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl State {
+    fn trace(&mut self, op: &str, path: &Path, n: u64) {
+        // FNV-1a over the call: deterministic and independent of the host.
+        let mut h = self.stats.trace_hash ^ 0xcbf2_9ce4_8422_2325;
+        for b in op
+            .bytes()
+            .chain(path.to_string_lossy().bytes())
+            .chain(n.to_le_bytes())
+        {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x100_0000_01b3);
+        }
+        self.stats.trace_hash = h;
+        self.stats.calls += 1;
+    }
+
+    fn inject(&mut self, kind: &'static str) {
+        *self.stats.injected.entry(kind).or_default() += 1;
+    }
+
+    /// Every call starts here: traced, and refused once the machine is dead.
+    fn begin(&mut self, op: &str, path: &Path, n: u64) -> io::Result<()> {
+        self.trace(op, path, n);
+        if let Some(k) = self.faults.die_at_call {
+            if self.stats.calls >= k {
+                self.faults.die_at_call = None;
+                self.faults.dead = true;
+                self.inject("crash point reached");
+            }
+        }
+        if self.faults.dead {
+            return Err(io::Error::other(
+                "simulated machine is down (crash point reached)",
+            ));
+        }
+        Ok(())
+    }
+
+    fn dir_mut(&mut self, p: &Path) -> io::Result<&mut Dir> {
+        self.dirs.get_mut(p).ok_or_else(|| not_found(p))
+    }
+
+    fn lookup(&self, p: &Path) -> io::Result<Node> {
+        if self.dirs.contains_key(p) {
+            return Ok(Node::Dir);
+        }
+        let (dir, name) = split(p)?;
+        self.dirs
+            .get(&dir)
+            .and_then(|d| d.current.get(&name))
+            .copied()
+            .ok_or_else(|| not_found(p))
+    }
+
+    fn put_entry(&mut self, dir: &Path, name: String, node: Node) -> io::Result<()> {
+        let d = self.dir_mut(dir)?;
+        d.current.insert(name.clone(), node);
+        d.unsynced.push(DirOp::Put(name, node));
+        Ok(())
+    }
+
+    fn remove_entry(&mut self, dir: &Path, name: &str) -> io::Result<Node> {
+        let d = self.dir_mut(dir)?;
+        let node = d
+            .current
+            .remove(name)
+            .ok_or_else(|| not_found(&dir.join(name)))?;
+        d.unsynced.push(DirOp::Remove(name.to_string()));
+        Ok(node)
+    }
+
+    fn new_file(&mut self) -> u64 {
+        let inode = self.next_inode;
+        self.next_inode += 1;
+        self.files.insert(inode, FileData::default());
+        inode
+    }
+
+    fn is_named(&self, inode: u64) -> bool {
+        self.dirs
+            .values()
+            .any(|d| d.current.values().any(|n| *n == Node::File(inode)))
+    }
+
+    /// Bytes held by files some directory names now.
+    fn used_bytes(&self) -> u64 {
+        let mut live = BTreeSet::new();
+        for d in self.dirs.values() {
+            for n in d.current.values() {
+                if let Node::File(i) = n {
+                    live.insert(*i);
+                }
+            }
+        }
+        live.iter()
+            .filter_map(|i| self.files.get(i))
+            .map(|f| f.data.len() as u64)
+            .sum()
+    }
+
+    /// Drops files no directory names any more, current or durable. Called only at a crash,
+    /// when no handle of the old epoch can read them.
+    fn collect_garbage(&mut self) {
+        let mut live = BTreeSet::new();
+        for d in self.dirs.values() {
+            for n in d.current.values().chain(d.durable.values()) {
+                if let Node::File(i) = n {
+                    live.insert(*i);
+                }
+            }
+        }
+        self.files.retain(|i, _| live.contains(i));
+    }
+
+    fn end_epoch(&mut self) {
+        self.epoch += 1;
+        self.locks.clear();
+        self.faults = Faults {
+            quota_bytes: self.faults.quota_bytes,
+            ..Faults::default()
+        };
+    }
+}
+
+impl SimFs {
+    /// An empty filesystem with a root directory `/`.
+    pub fn new() -> SimFs {
+        let mut st = State::default();
+        st.dirs.insert(PathBuf::from("/"), Dir::default());
+        st.dirs.insert(PathBuf::from(""), Dir::default());
+        SimFs {
+            state: Arc::new(Mutex::new(st)),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        lock_state(&self.state)
+    }
+
+    /// Arms a crash: the `n`-th filesystem call from now, and every call after it, fails as if
+    /// the machine lost power. The caller then applies [`SimFs::power_loss`] or
+    /// [`SimFs::process_crash`].
+    pub fn die_after_calls(&self, n: u64) {
+        let mut st = self.lock();
+        st.faults.die_at_call = Some(st.stats.calls + n.max(1));
+    }
+
+    /// True once an armed crash point was reached.
+    pub fn is_dead(&self) -> bool {
+        self.lock().faults.dead
+    }
+
+    /// The next `sync` of a file fails with EIO, treating its dirty pages as `mode` says.
+    pub fn fail_next_sync(&self, mode: SyncFailure) {
+        self.lock().faults.sync_failures.push_back(mode);
+    }
+
+    /// The next `append` fails with EIO, first writing `prefix` bytes if `Some` (a short write).
+    pub fn fail_next_append(&self, prefix: Option<usize>) {
+        self.lock().faults.append_failures.push_back(prefix);
+    }
+
+    /// Sets the space available to files, in bytes (`None`: unlimited). Appends past it fail
+    /// with ENOSPC after writing what fits.
+    pub fn set_quota(&self, bytes: Option<u64>) {
+        self.lock().faults.quota_bytes = bytes;
+    }
+
+    /// Bytes held by named files.
+    pub fn used_bytes(&self) -> u64 {
+        self.lock().used_bytes()
+    }
+
+    /// In strict mode any use of a handle to a removed file fails, as if removal destroyed the
+    /// file at once (stricter than POSIX, where it lives until its last handle closes).
+    pub fn set_strict_unlink(&self, on: bool) {
+        self.lock().strict_unlink = on;
+    }
+
+    /// Disarms every pending fault (not the quota).
+    pub fn clear_faults(&self) {
+        let mut st = self.lock();
+        let quota = st.faults.quota_bytes;
+        let dead = st.faults.dead;
+        st.faults = Faults {
+            quota_bytes: quota,
+            dead,
+            ..Faults::default()
+        };
+    }
+
+    /// Flips bit `bit` of byte `offset` of the file at `path`, in its current and durable content
+    /// (media corruption). Returns false if there is no such byte.
+    pub fn flip_bit(&self, path: &Path, offset: usize, bit: u8) -> bool {
+        let mut st = self.lock();
+        let Ok(Node::File(i)) = st.lookup(path) else {
+            return false;
+        };
+        let flipped = match st.files.get_mut(&i).and_then(|f| f.data.get_mut(offset)) {
+            Some(b) => {
+                *b ^= 1 << (bit % 8);
+                true
+            }
+            None => false,
+        };
+        if flipped {
+            st.inject("bit flip");
+        }
+        flipped
+    }
+
+    /// Durable length of the file at `path`, if it exists.
+    pub fn durable_len(&self, path: &Path) -> Option<usize> {
+        let st = self.lock();
+        match st.lookup(path) {
+            Ok(Node::File(i)) => st.files.get(&i).map(|f| f.durable_len),
+            _ => None,
+        }
+    }
+
+    /// The current bytes of a file.
+    pub fn read_file(&self, path: &Path) -> Option<Vec<u8>> {
+        let st = self.lock();
+        match st.lookup(path) {
+            Ok(Node::File(i)) => st.files.get(&i).map(|f| f.data.clone()),
+            _ => None,
+        }
+    }
+
+    /// Names in a directory (current view), without counting a call.
+    pub fn names(&self, dir: &Path) -> Vec<String> {
+        let st = self.lock();
+        st.dirs
+            .get(dir)
+            .map(|d| d.current.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Writes a whole file, durably (for building test fixtures).
+    pub fn write_file(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        let mut st = self.lock();
+        let (dir, name) = split(path)?;
+        let inode = st.new_file();
+        let f = st.files.get_mut(&inode).expect("just made");
+        f.data = data.to_vec();
+        f.durable_len = data.len();
+        let d = st.dir_mut(&dir)?;
+        d.current.insert(name.clone(), Node::File(inode));
+        d.durable.insert(name, Node::File(inode));
+        Ok(())
+    }
+
+    /// Counters and the trace hash.
+    pub fn stats(&self) -> SimFsStats {
+        self.lock().stats.clone()
+    }
+}
+
+impl Default for SimFs {
+    fn default() -> Self {
+        SimFs::new()
+    }
+}
