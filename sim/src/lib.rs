@@ -2,8 +2,8 @@
 //!
 //! The simulated world for sedimentdb: [`SimFs`], an in-memory filesystem that keeps, for every
 //! file and directory, what reads see now (`current`) apart from what survives a power loss
-//! (`durable`), exactly as `FAULTS.md` defines; and [`SimClock`], a clock that moves only when
-//! told to.
+//! (`durable`), exactly as `docs/FAULTS.md` defines; and [`SimClock`], a clock that moves only
+//! when told to.
 
 mod clock;
 mod fs;

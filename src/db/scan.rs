@@ -38,7 +38,7 @@ fn owned(b: Bound<&impl AsRef<[u8]>>) -> Bound<Vec<u8>> {
 
 impl Core {
     fn new<K: AsRef<[u8]>, R: RangeBounds<K>>(shared: &Arc<Shared>, range: R) -> Core {
-        // The super version first, then the sequence (see `Inner::get`).
+        // The super version first, then the sequence (see `read::get`).
         let sv = shared.super_version();
         let seq = shared.visible_seq.load(Ordering::Acquire);
         let mut sources = vec![Source::Mem(MemSource::new(sv.mem.clone()))];

@@ -14,10 +14,14 @@
 //! 4. `bg` — the background flags; `bg_cv` and `progress` wait on it.
 //! 5. `sv`, `obsolete`, `read_only` — leaves: nothing is taken while one is held.
 //!
-//! Waiting: a writer waits on `progress` (holding `wal` and `bg`) for a flush or compaction to
+//! Waiting: a writer waits on `progress` (holding `wal`; the wait releases `bg`) for a flush or compaction to
 //! make room; the work it waits for takes only `flush_mu` or `compact_mu` and ranks after them,
 //! never `wal`, so it can always finish. Every failure that makes the database read-only
 //! notifies `progress`, so no writer waits forever on work that will not come.
+//!
+//! The handle's own mutexes (`Db::bg_threads`, `Db::lock`) are taken only by the one closing
+//! call that gets past `mark_closed`, which holds `bg_threads` while it stops and joins the
+//! workers; no worker takes either.
 
 use crate::env::Env;
 use crate::error::{Error, Result};

@@ -5,10 +5,10 @@
 //! `std::fs` and `SystemTime`. The simulator crate implements the same traits in memory and
 //! injects faults.
 //!
-//! The guarantees the engine relies on are exactly those of `FAULTS.md`: data written to a file
-//! survives a power loss only after a successful [`File::sync`]; a created, renamed or removed
-//! directory entry survives only after a successful [`Fs::sync_dir`] of its directory; a rename
-//! is atomic.
+//! The guarantees the engine relies on are exactly those of `docs/FAULTS.md`: data written to a
+//! file survives a power loss only after a successful [`File::sync`]; a created, renamed or
+//! removed directory entry survives only after a successful [`Fs::sync_dir`] of its directory; a
+//! rename is atomic.
 
 mod mem;
 mod std_fs;

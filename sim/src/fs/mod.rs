@@ -1,5 +1,5 @@
 //! `SimFs`: an in-memory filesystem with separate `current` and `durable` states and the fault
-//! model of `FAULTS.md`.
+//! model of `docs/FAULTS.md`.
 //!
 //! Files here are append-only (the engine never overwrites), so a file's durable content is a
 //! prefix of its current content, `data[..durable_len]`, minus `phantom` ranges: pages whose
@@ -104,7 +104,7 @@ struct State {
     stats: SimFsStats,
 }
 
-/// An in-memory filesystem whose power-loss behaviour and faults follow `FAULTS.md`.
+/// An in-memory filesystem whose power-loss behaviour and faults follow `docs/FAULTS.md`.
 #[derive(Debug)]
 pub struct SimFs {
     state: Arc<Mutex<State>>,

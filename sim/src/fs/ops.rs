@@ -117,8 +117,9 @@ impl Fs for SimFs {
         let mut st = self.lock();
         st.begin("sync_dir", path, 0)?;
         if let Some(mode) = st.faults.sync_failures.pop_front() {
-            // A failed directory fsync leaves the entry changes unsynced (pages kept) or gone
-            // from the disk's future (dropped: they stay in `current` but never reach durable).
+            // A failed directory fsync leaves the entry changes unsynced (pages kept), or
+            // forgets them (dropped: they stay in `current`, reach durable only at a later
+            // successful directory fsync, and a power loss before it keeps none of them).
             if mode == SyncFailure::DropPages {
                 st.dir_mut(path)?.unsynced.clear();
             }
