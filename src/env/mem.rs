@@ -15,11 +15,6 @@ impl MemFile {
         MemFile::default()
     }
 
-    /// A file holding `data`.
-    pub fn with_bytes(data: Vec<u8>) -> MemFile {
-        MemFile(Arc::new(Mutex::new(data)))
-    }
-
     /// A copy of the bytes written so far.
     pub fn bytes(&self) -> Vec<u8> {
         self.data().clone()
