@@ -9,9 +9,16 @@ pub enum Background {
     /// A background thread flushes immutable memtables; writers never wait for a flush unless
     /// `max_immutable_memtables` are already waiting (backpressure). The default.
     Threads,
-    /// No threads: the writer that fills the memtable flushes it before returning. Every engine
-    /// decision is then a function of the operation sequence alone, which the simulator needs.
+    /// No threads: the writer that fills the memtable flushes it (and runs the compactions that
+    /// follow) before returning. Every engine decision is then a function of the operation
+    /// sequence alone, which the simulator needs.
     Inline,
+    /// No threads and no work on the write path: flushes and compactions run only when the
+    /// embedder calls [`crate::Db::maintenance_step`] (or `flush`, `compact`, `compact_range`),
+    /// so several immutable memtables, and their WALs, may wait. A writer that finds
+    /// `max_immutable_memtables` waiting flushes the oldest itself first (a stall, counted in
+    /// `Stats::write_stalls`). For embedders (and the simulator) that schedule maintenance.
+    Manual,
 }
 
 /// Options for [`crate::Db::open`]. `Options::default()` is sound for production use.

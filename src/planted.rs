@@ -35,6 +35,11 @@ pub enum Bug {
     SkipCurrentSync,
     /// Skip the fsync of the parent directory after creating a database directory.
     SkipNewDirSync,
+    /// Group commit writes only the leader's batch in the group's WAL record, though every
+    /// member's batch goes into the memtable and is acknowledged.
+    LeaderOnlyInRecord,
+    /// Recovery replays only the oldest WAL the manifest needs and removes the newer ones.
+    ReplayOnlyOldestWal,
     /// Delete a memtable's WAL before its table and manifest edit are durable.
     DeleteWalBeforeTableDurable,
     /// Drop tombstones when flushing a memtable to a table.
@@ -54,7 +59,7 @@ pub enum Bug {
 impl Bug {
     /// Every planted bug.
     #[cfg_attr(not(feature = "planted-bugs"), allow(dead_code))]
-    pub const ALL: [Bug; 20] = [
+    pub const ALL: [Bug; 22] = [
         Bug::AckBeforeWalSync,
         Bug::RetryFailedFsync,
         Bug::SkipWalSyncAtRotation,
@@ -68,6 +73,8 @@ impl Bug {
         Bug::SkipManifestVouchSync,
         Bug::SkipCurrentSync,
         Bug::SkipNewDirSync,
+        Bug::LeaderOnlyInRecord,
+        Bug::ReplayOnlyOldestWal,
         Bug::DeleteWalBeforeTableDurable,
         Bug::DropTombstonesAtFlush,
         Bug::SkipReadChecksum,

@@ -36,6 +36,11 @@ pub struct Stats {
     pub filter_false_positives: u64,
     /// Bytes cut from a torn WAL tail at the last open.
     pub recovered_torn_bytes: u64,
+    /// WALs holding records that the last open replayed.
+    pub recovered_wals: u64,
+    /// Times a writer waited for a flush or compaction to make room (or, under
+    /// `Background::Manual`, ran the flush itself).
+    pub write_stalls: u64,
     /// Why the database refuses writes, if it does.
     pub read_only_cause: Option<String>,
     /// Obsolete files whose removal failed (they are retried at the next open).
@@ -73,6 +78,8 @@ pub(crate) struct Counters {
     pub filter_skips: AtomicU64,
     pub filter_false_positives: AtomicU64,
     pub recovered_torn_bytes: AtomicU64,
+    pub recovered_wals: AtomicU64,
+    pub write_stalls: AtomicU64,
     pub obsolete_file_errors: AtomicU64,
     pub compactions: AtomicU64,
     pub tombstones_dropped: AtomicU64,

@@ -131,6 +131,18 @@ fn print_summary(total: &RunSummary, seeds: u64, failures: u64, elapsed: Duratio
     for (k, v) in &total.met {
         println!("  {k:<30} {v}");
     }
+    println!("code probes:");
+    for p in sedimentdb_sim::runner::PROBES {
+        let n = total.probes.get(*p).copied().unwrap_or(0);
+        println!("  {p:<40} {n}");
+    }
+    for (k, v) in total
+        .probes
+        .iter()
+        .filter(|(k, _)| !sedimentdb_sim::runner::PROBES.contains(&k.as_str()))
+    {
+        println!("  {k:<40} {v}");
+    }
     println!("failures:           {failures}");
 }
 

@@ -91,6 +91,30 @@ pub enum Step {
     ScanFinish,
     /// Read the raw view (tombstones with deletion times) and check the grace-period rule.
     RawScan,
+    /// Several writers' batches queued at once (`(ops, sync)` each, ops as in `Batch`): they
+    /// share group commits, each with its own outcome.
+    Group {
+        writes: Vec<GroupWrite>,
+        tag: u32,
+    },
+}
+
+/// One writer of a `Group` step: its batch's operations (as in `Batch`) and whether it syncs.
+pub type GroupWrite = (Vec<(u32, Option<u32>)>, bool);
+
+fn ops_to_rust(ops: &[(u32, Option<u32>)]) -> String {
+    let mut s = String::from("vec![");
+    for (i, (k, v)) in ops.iter().enumerate() {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        let _ = match v {
+            Some(l) => write!(s, "({k}, Some({l}))"),
+            None => write!(s, "({k}, None)"),
+        };
+    }
+    s.push(']');
+    s
 }
 
 impl Step {
@@ -112,19 +136,20 @@ impl Step {
             Step::Delete { key, sync } => {
                 format!("Step::Delete {{ key: {key}, sync: {} }}", b(*sync))
             }
-            Step::Batch { ops, tag, sync } => {
-                let mut s = String::from("vec![");
-                for (i, (k, v)) in ops.iter().enumerate() {
-                    if i > 0 {
-                        s.push_str(", ");
-                    }
-                    let _ = match v {
-                        Some(l) => write!(s, "({k}, Some({l}))"),
-                        None => write!(s, "({k}, None)"),
-                    };
-                }
-                s.push(']');
-                format!("Step::Batch {{ ops: {s}, tag: {tag}, sync: {} }}", b(*sync))
+            Step::Batch { ops, tag, sync } => format!(
+                "Step::Batch {{ ops: {}, tag: {tag}, sync: {} }}",
+                ops_to_rust(ops),
+                b(*sync)
+            ),
+            Step::Group { writes, tag } => {
+                let ws: Vec<String> = writes
+                    .iter()
+                    .map(|(ops, sync)| format!("({}, {})", ops_to_rust(ops), b(*sync)))
+                    .collect();
+                format!(
+                    "Step::Group {{ writes: vec![{}], tag: {tag} }}",
+                    ws.join(", ")
+                )
             }
             Step::Get { key } => format!("Step::Get {{ key: {key} }}"),
             Step::Scan { from, to } => format!("Step::Scan {{ from: {from:?}, to: {to:?} }}"),
@@ -216,6 +241,12 @@ pub struct Knobs {
     pub w_compact_range: u32,
     pub w_scan_hold: u32,
     pub w_raw_scan: u32,
+    pub w_group: u32,
+    /// Writers in a `Group` step: 2 up to this many.
+    pub group_writers_max: u32,
+    /// Run with `Background::Manual` (maintenance only when the scheduler's `CompactStep`
+    /// runs it, so several memtables and WALs wait) instead of `Background::Inline`.
+    pub manual_background: bool,
     /// Percent of writes that ask for sync.
     pub sync_pct: u32,
 }
@@ -255,6 +286,9 @@ impl Default for Knobs {
             w_compact_range: 2,
             w_scan_hold: 1,
             w_raw_scan: 2,
+            w_group: 4,
+            group_writers_max: 4,
+            manual_background: false,
             sync_pct: 70,
         }
     }
@@ -344,6 +378,14 @@ impl Knobs {
             5 => k.w_bit_flip = 1, // everything, corruption included
             _ => {}                // every fault but corruption, at the default rates
         }
+        // Drawn last, so the knobs above stay what they were for each seed.
+        k.group_writers_max = pick(&mut rng, &[2, 3, 4, 8]) as u32;
+        k.w_group *= pick(&mut rng, &[0, 1, 3]) as u32;
+        k.manual_background = below(&mut rng, 2) == 0;
+        if k.manual_background {
+            // The scheduler's maintenance steps are the only background work.
+            k.w_compact_step = k.w_compact_step.max(1) * 4;
+        }
         k
     }
 }
@@ -373,6 +415,7 @@ pub fn generate(seed: u64, k: &Knobs) -> Vec<Step> {
         k.w_compact_range,
         k.w_scan_hold,
         k.w_raw_scan,
+        k.w_group,
     ];
     let total: u32 = weights.iter().sum();
     let mut steps = Vec::with_capacity(k.steps);
@@ -499,7 +542,24 @@ pub fn generate(seed: u64, k: &Knobs) -> Vec<Step> {
                     Step::ScanFinish
                 }
             }
-            _ => Step::RawScan,
+            20 => Step::RawScan,
+            _ => {
+                let n = 2 + below(&mut rng, u64::from(k.group_writers_max.max(2) - 1));
+                let writes = (0..n)
+                    .map(|_| {
+                        let m = 1 + below(&mut rng, 3);
+                        let ops = (0..m)
+                            .map(|_| {
+                                let kk = key(&mut rng);
+                                let v = (below(&mut rng, 4) != 0).then(|| len(&mut rng));
+                                (kk, v)
+                            })
+                            .collect();
+                        (ops, sync(&mut rng))
+                    })
+                    .collect();
+                Step::Group { writes, tag }
+            }
         };
         steps.push(step);
     }

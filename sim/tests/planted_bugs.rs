@@ -7,10 +7,11 @@ use sedimentdb_sim::runner::run_seed;
 /// Seeds each bug may take before the simulator must have found it.
 const BOUND: u64 = 500;
 
-/// Bugs the simulator finds too rarely for the bound: each needs a bit flip in the newest
-/// manifest edit before the next edit vouches for it, then a reopen (the first failure of
-/// `SkipManifestVouchSync` is at seed 3187; `SkipManifestSync` survived 5,000 seeds). Listed so
-/// the test fails both when another bug survives and when one of these starts being found.
+/// Bugs the simulator finds too rarely for the bound: each weakens only the reporting of
+/// damage to the newest manifest edit (the next fsync still makes it durable), so only a bit
+/// flip in that edit before the next one, then a reopen, shows it (`SkipManifestVouchSync`
+/// first failed at seed 3,187 of 5,000 in one measurement; `SkipManifestSync` at none). Listed
+/// so the test fails both when another bug survives and when one of these starts being found.
 const NOT_YET_FOUND: [Bug; 2] = [Bug::SkipManifestSync, Bug::SkipManifestVouchSync];
 
 fn seeds_to_failure(bug: Bug) -> Option<u64> {

@@ -104,3 +104,40 @@ fn seed_80_a_torn_tail_before_an_empty_newer_wal_is_not_corruption() {
         panic!("{f}");
     }
 }
+
+/// Seed 94 (shrunk): a commit group of eight writers fails at its fsync, and a clean reopen
+/// finds the whole group applied (its record reached the WAL). The model once took the eight
+/// failed writes as eight independent indeterminate writes, and its candidate states ran out
+/// before reaching "all of them"; a group is one record, in or out as a whole.
+#[test]
+fn regression_seed_94_failed_group_is_one_record() {
+    let knobs = Knobs {
+        memtable_size_bytes: 65536,
+        block_size_bytes: 64,
+        l0_compaction_trigger: 2,
+        level1_size_bytes: 4096,
+        table_size_bytes: 65536,
+        tombstone_grace_ms: 864000000,
+        ..Knobs::default()
+    };
+    let steps = vec![
+        Step::FailSync { drop_pages: true },
+        Step::Group {
+            writes: vec![
+                (vec![(13, Some(43))], true),
+                (vec![(14, Some(39)), (3, None), (10, Some(13))], true),
+                (vec![(4, None), (8, Some(4)), (3, Some(7))], true),
+                (vec![(10, None), (14, Some(23)), (11, Some(56))], true),
+                (vec![(3, Some(34)), (5, None)], true),
+                (vec![(8, Some(38)), (14, Some(42)), (8, None)], false),
+                (vec![(9, Some(10))], true),
+                (vec![(6, None), (7, None)], true),
+            ],
+            tag: 62,
+        },
+        Step::Reopen,
+    ];
+    if let Err(f) = run_steps(94, &knobs, &steps) {
+        panic!("{f}");
+    }
+}

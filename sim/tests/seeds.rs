@@ -1,7 +1,7 @@
 //! The fixed seed set: every seed runs its own swarm-chosen workload with crashes, fsync
 //! failures, I/O errors, disk full and bit flips, checked against the model. Together they must
 //! inject every fault kind. Rerun one with `cargo run --release -p sedimentdb-sim -- --seed N`.
-use sedimentdb_sim::runner::{run_seed, RunSummary};
+use sedimentdb_sim::runner::{run_seed, RunSummary, PROBES};
 
 /// Seeds per test function; four functions let the test harness use both cores.
 const SEEDS_PER_PART: u64 = 1000;
@@ -26,6 +26,16 @@ fn assert_kinds(total: &RunSummary, kinds: &[&str]) {
         );
     }
     assert!(total.crashes_recovered > 100, "{total:?}");
+    // Every code probe must be reached within one part's seeds.
+    let missing: Vec<_> = PROBES
+        .iter()
+        .filter(|p| total.probes.get(**p).copied().unwrap_or(0) == 0)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "code probes never reached: {missing:?} (reached: {:?})",
+        total.probes
+    );
 }
 
 const ALL_KINDS: &[&str] = &[

@@ -68,6 +68,7 @@ pub(crate) fn after_flush(shared: &Shared) -> Result<()> {
             shared.signal_compaction();
             Ok(())
         }
+        Background::Manual => Ok(()),
     }
 }
 

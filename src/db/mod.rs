@@ -51,9 +51,10 @@ impl Db {
         let o = open::open(env, path.as_ref(), opts)?;
         let shared = Arc::new(Shared::new(o.parts));
         Counters::add(&shared.counters.recovered_torn_bytes, o.torn_bytes);
+        Counters::add(&shared.counters.recovered_wals, o.wals_replayed);
         let bg_threads = match shared.opts.background {
             Background::Threads => background::spawn(&shared)?,
-            Background::Inline => Vec::new(),
+            Background::Inline | Background::Manual => Vec::new(),
         };
         Ok(Db {
             shared,
@@ -111,6 +112,35 @@ impl Db {
     /// Every live entry, ascending: `scan(..)` without naming a key type.
     pub fn iter(&self) -> Scan {
         Scan::new::<&[u8], _>(&self.shared, ..)
+    }
+
+    /// Applies several batches as if written by concurrent writers that all queued before any
+    /// of them was committed: each batch is its own write with its own `sync` and its own
+    /// outcome, in order, and they share group commits (one WAL record and at most one fsync
+    /// per group). Invalid batches are refused one by one, as by [`Db::write`]. For the
+    /// simulator, which forms commit groups of several writers without threads.
+    #[doc(hidden)]
+    pub fn write_group(&self, writes: Vec<(WriteBatch, bool)>) -> Vec<Result<()>> {
+        if let Err(e) = self.shared.check_writable() {
+            return writes.iter().map(|_| Err(e.clone())).collect();
+        }
+        let mut results: Vec<Option<Result<()>>> = Vec::with_capacity(writes.len());
+        let mut queued = Vec::new();
+        for (batch, sync) in writes {
+            match write::validate(&self.shared.opts, &batch) {
+                Err(e) => results.push(Some(Err(e))),
+                Ok(()) if batch.is_empty() => results.push(Some(Ok(()))),
+                Ok(()) => {
+                    results.push(None);
+                    queued.push((batch, sync));
+                }
+            }
+        }
+        let mut outcomes = write::write_all(&self.shared, queued).into_iter();
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| outcomes.next().unwrap_or(Ok(()))))
+            .collect()
     }
 
     /// Runs one unit of background work: flushes the oldest immutable memtable if one waits,

@@ -30,6 +30,8 @@ pub(crate) struct Opened {
     pub lock: Box<dyn FileLock>,
     /// Bytes cut from torn WAL tails.
     pub torn_bytes: u64,
+    /// WALs that held records.
+    pub wals_replayed: u64,
 }
 
 type Listing = Vec<(String, Option<FileKind>)>;
@@ -188,6 +190,7 @@ pub(crate) fn open(env: Env, dir: &Path, opts: Options) -> Result<Opened> {
         },
         lock,
         torn_bytes: replayed.torn_bytes,
+        wals_replayed: replayed.wals,
     })
 }
 
@@ -308,6 +311,8 @@ struct Replayed {
     mem: Memtable,
     last_seq: u64,
     torn_bytes: u64,
+    /// WALs that held records.
+    wals: u64,
 }
 
 /// Replays every WAL numbered `log_number` or above, oldest first, into one memtable.
@@ -326,6 +331,9 @@ fn replay_wals(
         })
         .collect();
     wals.sort_unstable();
+    if planted::active(Bug::ReplayOnlyOldestWal) {
+        wals.truncate(1);
+    }
     let mut logs = Vec::with_capacity(wals.len());
     for &n in &wals {
         let path = join(dir, &wal_name(n));
@@ -344,6 +352,7 @@ fn replay_wals(
         mem: Memtable::new(0),
         last_seq,
         torn_bytes: 0,
+        wals: 0,
     };
     for (i, (n, path, data)) in logs.iter().enumerate() {
         let tail_allowed = i >= last_with_records;
@@ -361,6 +370,9 @@ fn replay_wals(
             }
             Ok(())
         })?;
+        if log::holds_records(data, *n) {
+            r.wals += 1;
+        }
         if let LogEnd::TornTail { offset, .. } = end {
             r.torn_bytes += data.len() as u64 - offset;
         }

@@ -78,6 +78,8 @@ pub(crate) fn stats(shared: &Shared) -> Stats {
         filter_skips: Counters::get(&c.filter_skips),
         filter_false_positives: Counters::get(&c.filter_false_positives),
         recovered_torn_bytes: Counters::get(&c.recovered_torn_bytes),
+        recovered_wals: Counters::get(&c.recovered_wals),
+        write_stalls: Counters::get(&c.write_stalls),
         read_only_cause: shared.read_only_cause(),
         obsolete_file_errors: Counters::get(&c.obsolete_file_errors),
         compactions: Counters::get(&c.compactions),

@@ -16,6 +16,7 @@ use crate::planted::{self, Bug};
 use crate::stats::Counters;
 use crate::sync::{self, Arc, Ordering};
 use crate::wal::batch::{self, WriteBatch};
+use std::collections::VecDeque;
 
 /// Bytes of batches one group commit gathers behind its leader's batch.
 const GROUP_COMMIT_BYTES_MAX: usize = 1 << 20;
@@ -47,57 +48,90 @@ pub(crate) fn validate(o: &Options, b: &WriteBatch) -> Result<()> {
     Ok(())
 }
 
-/// Group commit: queue the batch; the writer at the head of the queue leads, writing every
-/// queued batch as one WAL record with one fsync, while the others wait for its outcome.
+/// Group commit for one writer: see [`write_all`].
 pub(crate) fn write(shared: &Shared, batch: WriteBatch, sync_wanted: bool) -> Result<()> {
-    let mut q = sync::lock(&shared.queue);
-    let id = q.next_id;
-    q.next_id += 1;
-    q.queue.push_back(Pending {
-        id,
-        batch,
-        sync: sync_wanted,
-    });
-    loop {
-        if let Some(r) = q.done.remove(&id) {
-            return r;
+    write_all(shared, vec![(batch, sync_wanted)])
+        .pop()
+        .unwrap_or(Ok(()))
+}
+
+/// Group commit: queue the batches (each its own write, in order); the writer whose write is
+/// at the head of the queue leads, writing every queued batch as one WAL record with one
+/// fsync, while the others wait for its outcome. Returns each write's outcome, in order.
+pub(crate) fn write_all(shared: &Shared, writes: Vec<(WriteBatch, bool)>) -> Vec<Result<()>> {
+    if shared.opts.background == Background::Manual {
+        if let Err(e) = make_room(shared) {
+            return writes.iter().map(|_| Err(e.clone())).collect();
         }
-        if !q.leader_active && q.queue.front().is_some_and(|p| p.id == id) {
+    }
+    let mut q = sync::lock(&shared.queue);
+    let mut ids = Vec::with_capacity(writes.len());
+    for (batch, sync) in writes {
+        let id = q.next_id;
+        q.next_id += 1;
+        q.queue.push_back(Pending { id, batch, sync });
+        ids.push(id);
+    }
+    let mut outcomes: Vec<Option<Result<()>>> = vec![None; ids.len()];
+    let mut rotated = false;
+    loop {
+        for (id, o) in ids.iter().zip(outcomes.iter_mut()) {
+            if o.is_none() {
+                *o = q.done.remove(id);
+            }
+        }
+        if outcomes.iter().all(Option::is_some) {
             break;
+        }
+        if !q.leader_active && q.queue.front().is_some_and(|p| ids.contains(&p.id)) {
+            q.leader_active = true;
+            let group = take_group(&mut q.queue);
+            drop(q);
+            let result = commit_group(shared, &group);
+            rotated |= matches!(result, Ok(true));
+            q = sync::lock(&shared.queue);
+            q.leader_active = false;
+            for p in &group {
+                q.done.insert(p.id, result.clone().map(|_| ()));
+            }
+            shared.queue_cv.notify_all();
+            continue;
         }
         q = sync::wait(&shared.queue_cv, q);
     }
-    q.leader_active = true;
-    let mut group = Vec::new();
-    let mut bytes = 0usize;
-    while let Some(p) = q.queue.front() {
-        if !group.is_empty() && bytes + p.batch.size_bytes() > GROUP_COMMIT_BYTES_MAX {
-            break;
-        }
-        bytes += p.batch.size_bytes();
-        group.extend(q.queue.pop_front());
-    }
     drop(q);
-    let result = commit_group(shared, &group);
-    let mut q = sync::lock(&shared.queue);
-    q.leader_active = false;
-    let mut mine = Ok(false);
-    for p in &group {
-        if p.id == id {
-            mine = result.clone();
-        } else {
-            q.done.insert(p.id, result.clone().map(|_| ()));
-        }
-    }
-    shared.queue_cv.notify_all();
-    drop(q);
-    let rotated = mine?;
     if rotated && shared.opts.background == Background::Inline {
         // The group is acknowledged (its record is in the new WAL); a failure of the work it
         // queued makes the database read-only, as it would on a background thread.
         let _ = background::run_inline(shared);
     }
-    Ok(())
+    outcomes.into_iter().flatten().collect()
+}
+
+/// The leader's group: the head of the queue and what follows it, up to
+/// `GROUP_COMMIT_BYTES_MAX` bytes of batches behind the first.
+fn take_group(queue: &mut VecDeque<Pending>) -> Vec<Pending> {
+    let mut group = Vec::new();
+    let mut bytes = 0usize;
+    while let Some(p) = queue.front() {
+        if !group.is_empty() && bytes + p.batch.size_bytes() > GROUP_COMMIT_BYTES_MAX {
+            break;
+        }
+        bytes += p.batch.size_bytes();
+        group.extend(queue.pop_front());
+    }
+    group
+}
+
+/// Under [`Background::Manual`]: when `max_immutable_memtables` wait for a flush, the writer
+/// flushes the oldest itself before it queues (never under the WAL lock).
+fn make_room(shared: &Shared) -> Result<()> {
+    if shared.super_version().imms.len() < shared.opts.max_immutable_memtables {
+        return Ok(());
+    }
+    Counters::add(&shared.counters.write_stalls, 1);
+    let r = super::flush::flush_oldest(shared);
+    shared.fail_on_err(r).map(|_| ())
 }
 
 /// Commits one group under the WAL lock. Returns whether it rotated the memtable.
@@ -126,8 +160,11 @@ fn commit_group(shared: &Shared, group: &[Pending]) -> Result<bool> {
     let time_ms = shared.env.clock.now_ms();
     let header = batch::payload_header(seq, time_ms, count as u32);
     let mut parts: Vec<&[u8]> = Vec::with_capacity(group.len() + 1);
-    parts.push(&header);
-    parts.extend(group.iter().map(|p| &p.batch.rep[..]));
+    let leader_only = planted::active(Bug::LeaderOnlyInRecord);
+    let leader_header = batch::payload_header(seq, time_ms, group[0].batch.count);
+    parts.push(if leader_only { &leader_header } else { &header });
+    let members = if leader_only { 1 } else { group.len() };
+    parts.extend(group[..members].iter().map(|p| &p.batch.rep[..]));
     let r = wal.writer.add_record(&parts);
     shared.fail_on_err(r)?;
     Counters::add(&shared.counters.wal_records, 1);
@@ -166,9 +203,11 @@ fn apply_group(group: &[Pending], seq: u64, time_ms: u64, mem: &Memtable) -> u64
 pub(crate) fn rotate(shared: &Shared, wal: &mut WalState, backpressure: bool) -> Result<()> {
     if backpressure && shared.opts.background == Background::Threads {
         let mut bg = sync::lock(&shared.bg);
-        while shared.super_version().imms.len() >= shared.opts.max_immutable_memtables
-            && !bg.shutdown
-        {
+        let full = || shared.super_version().imms.len() >= shared.opts.max_immutable_memtables;
+        if full() {
+            Counters::add(&shared.counters.write_stalls, 1);
+        }
+        while full() && !bg.shutdown {
             if let Some(e) = shared.read_only_error() {
                 return Err(e);
             }
@@ -213,6 +252,7 @@ fn throttle(shared: &Shared) -> Result<()> {
         sync::yield_now();
         return Ok(());
     }
+    Counters::add(&shared.counters.write_stalls, 1);
     while l0() >= shared.opts.l0_stop_writes_trigger && !bg.shutdown {
         if let Some(e) = shared.read_only_error() {
             return Err(e);

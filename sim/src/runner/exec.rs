@@ -4,7 +4,7 @@
 
 use super::{bound, Checked, CrashKind, Flow, Runner};
 use crate::model::Op;
-use crate::workload::{key_bytes, value_bytes, Step};
+use crate::workload::{key_bytes, value_bytes, GroupWrite, Step};
 use sedimentdb::{Error, WriteBatch, WriteOptions};
 
 impl Runner {
@@ -57,6 +57,78 @@ impl Runner {
                 self.summary.ops += 1;
                 self.check_raw(false)
             }
+            Step::Group { writes, tag } => self.group(writes, *tag),
+        }
+    }
+
+    /// The batch and model operations of `(key, Some(len))` puts and `(key, None)` deletes.
+    fn make_batch(ops: &[(u32, Option<u32>)], tag: u32) -> (WriteBatch, Vec<Op>) {
+        let mut b = WriteBatch::new();
+        let mut mops = Vec::new();
+        for (key, v) in ops {
+            let k = key_bytes(*key);
+            match v {
+                Some(len) => {
+                    let v = value_bytes(*key, tag, *len);
+                    b.put(&k, &v);
+                    mops.push(Op::Put(k, v));
+                }
+                None => {
+                    b.delete(&k);
+                    mops.push(Op::Delete(k));
+                }
+            }
+        }
+        (b, mops)
+    }
+
+    /// Several writers at once: every batch is queued before any is committed, so they share
+    /// group commits; each outcome goes to the model in queue order (the WAL's order).
+    fn group(&mut self, writes: &[GroupWrite], tag: u32) -> Checked<Flow> {
+        self.summary.ops += writes.len() as u64;
+        let time = self.now();
+        let made: Vec<_> = writes
+            .iter()
+            .map(|(ops, sync)| (Self::make_batch(ops, tag), *sync))
+            .collect();
+        let records_before = self.db().stats().wal_records;
+        let results = self.db().write_group(
+            made.iter()
+                .map(|((b, _), sync)| (b.clone(), *sync))
+                .collect(),
+        );
+        let records = self.db().stats().wal_records - records_before;
+        let mut first_error = None;
+        // The failed writes of one commit group are one WAL record: after recovery wholly in
+        // or wholly out, so the model takes them as one indeterminate write. (A group holds up
+        // to 1 MiB of batches; the simulator's groups are far smaller, so all are one group.)
+        let mut failed = Vec::new();
+        for (((_, mops), sync), r) in made.into_iter().zip(results) {
+            match r {
+                Ok(()) => self.model.ack(mops, sync, time),
+                Err(e @ Error::ReadOnly { .. }) => {
+                    first_error.get_or_insert(e);
+                }
+                Err(e) => {
+                    failed.extend(mops);
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if !failed.is_empty() {
+            self.model.failed(failed, time);
+        }
+        if first_error.is_none() {
+            let size = match writes.len() {
+                n if records == 1 && n >= 3 => "commit group of 3 or more writers",
+                _ if records == 1 => "commit group of 2 writers",
+                _ => "writers split over several commit groups",
+            };
+            self.probe(size);
+        }
+        match first_error {
+            None => Ok(Flow::Continue),
+            Some(e) => self.on_error(e, "group write"),
         }
     }
 
@@ -76,22 +148,7 @@ impl Runner {
 
     /// `(key, Some(len))` puts, `(key, None)` deletes, in one batch.
     fn batch(&mut self, ops: &[(u32, Option<u32>)], tag: u32, sync: bool) -> Checked<Flow> {
-        let mut b = WriteBatch::new();
-        let mut mops = Vec::new();
-        for (key, v) in ops {
-            let k = key_bytes(*key);
-            match v {
-                Some(len) => {
-                    let v = value_bytes(*key, tag, *len);
-                    b.put(&k, &v);
-                    mops.push(Op::Put(k, v));
-                }
-                None => {
-                    b.delete(&k);
-                    mops.push(Op::Delete(k));
-                }
-            }
-        }
+        let (b, mops) = Self::make_batch(ops, tag);
         self.write(b, mops, sync)
     }
 
@@ -163,6 +220,9 @@ impl Runner {
         let Some((scan, want)) = self.held.take() else {
             return Ok(Flow::Continue);
         };
+        if self.db().stats().obsolete_tables_pending > 0 {
+            self.probe("held scan kept a removed table");
+        }
         self.summary.ops += 1;
         let got: Result<Vec<_>, _> = scan.collect();
         self.check_held_scan(want, got)

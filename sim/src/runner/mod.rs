@@ -27,6 +27,23 @@ use rand_chacha::ChaCha8Rng;
 use sedimentdb::{Background, Db, Options, Scan};
 use std::collections::BTreeMap;
 
+/// The code probes every long enough run of seeds must reach: rare paths of the engine that a
+/// run reaching none of them would leave untested (`sim/tests/seeds.rs` fails naming any that
+/// was never hit).
+pub const PROBES: &[&str] = &[
+    "commit group of 2 writers",
+    "commit group of 3 or more writers",
+    "several WALs replayed at open",
+    "torn WAL tail cut at open",
+    "writer stalled for a flush",
+    "close with immutable memtables waiting",
+    "crash inside recovery",
+    "held scan kept a removed table",
+    "read-only after a failed append",
+    "read-only after a failed sync",
+    "read-only after a failed sync_dir",
+];
+
 /// The database's directory on `SimFs`.
 const DB_DIR: &str = "/db";
 
@@ -74,6 +91,8 @@ struct Runner {
     /// acted on (deleting WALs and tables on its strength) lies below it, and must be vouched
     /// for by a synced record after it, so damage there must be reported, never cut.
     manifest_acted_len: BTreeMap<String, usize>,
+    /// Write stalls the open `Db` has counted so far.
+    stalls: u64,
 }
 
 /// A result whose error is a contract violation.
@@ -127,7 +146,11 @@ pub fn run_steps_with(
     let opts = Options {
         memtable_size_bytes: knobs.memtable_size_bytes,
         block_size_bytes: knobs.block_size_bytes,
-        background: Background::Inline,
+        background: if knobs.manual_background {
+            Background::Manual
+        } else {
+            Background::Inline
+        },
         l0_compaction_trigger: knobs.l0_compaction_trigger,
         l0_slowdown_writes_trigger: knobs.l0_compaction_trigger.max(8),
         l0_stop_writes_trigger: knobs.l0_compaction_trigger.max(12),
@@ -157,6 +180,7 @@ pub fn run_steps_with(
         grace_ms: knobs.tombstone_grace_ms,
         clock_high: 0,
         manifest_acted_len: BTreeMap::new(),
+        stalls: 0,
     };
     let result = r.drive(steps);
     (result, r.chooser)
@@ -203,6 +227,7 @@ impl Runner {
                 break;
             }
             self.note_manifest_lengths();
+            self.note_stalls();
             if i % 20 == 19 {
                 if let Flow::Stop = self.check_full()? {
                     break;
@@ -224,6 +249,22 @@ impl Runner {
     /// Counts one way the engine met a fault.
     fn met(&mut self, what: &str) {
         *self.summary.met.entry(what.to_string()).or_default() += 1;
+    }
+
+    /// Probes a stall if the open `Db` counted one since the last look.
+    fn note_stalls(&mut self) {
+        let Some(n) = self.db.as_ref().map(|db| db.stats().write_stalls) else {
+            return;
+        };
+        if n > self.stalls {
+            self.probe("writer stalled for a flush");
+        }
+        self.stalls = n;
+    }
+
+    /// Counts a rare path reached (a code probe, as FoundationDB's `CODE_PROBE`).
+    fn probe(&mut self, what: &str) {
+        *self.summary.probes.entry(what.to_string()).or_default() += 1;
     }
 
     /// Records a fault for the failure report.

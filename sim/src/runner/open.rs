@@ -23,6 +23,14 @@ impl Runner {
         let Some(opened) = self.open_retrying(&mut kind)? else {
             return Ok(Flow::Stop);
         };
+        let st = opened.db.stats();
+        if st.recovered_wals >= 2 {
+            self.probe("several WALs replayed at open");
+        }
+        if st.recovered_torn_bytes > 0 {
+            self.probe("torn WAL tail cut at open");
+        }
+        self.stalls = st.write_stalls;
         let db = self.check_recovery(kind, opened)?;
         self.db = Some(db);
         self.check_points()
@@ -32,6 +40,9 @@ impl Runner {
     pub(super) fn close_and_reopen(&mut self) -> Checked<Flow> {
         self.held = None;
         let db = self.db.take().expect("open between steps");
+        if db.stats().immutable_memtables > 0 {
+            self.probe("close with immutable memtables waiting");
+        }
         if db.close().is_err() {
             if self.world.fs.is_dead() {
                 return self.crash_and_reopen(None);
@@ -64,6 +75,7 @@ impl Runner {
                 ));
             }
             if self.world.fs.is_dead() {
+                self.probe("crash inside recovery");
                 *kind = (*kind).max(self.crash(None, Some("open")));
                 continue;
             }

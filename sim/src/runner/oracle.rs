@@ -33,7 +33,10 @@ impl Runner {
                 self.summary.stopped_on_corruption = true;
                 Ok(Flow::Stop)
             }
-            Error::ReadOnly { .. } => {
+            Error::ReadOnly { ref cause } => {
+                if let Error::Io { op, .. } = &**cause {
+                    self.probe(&format!("read-only after a failed {op}"));
+                }
                 self.met("write refused while read-only");
                 self.refused += 1;
                 if self.refused < 3 {

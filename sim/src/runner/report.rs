@@ -16,6 +16,8 @@ pub struct RunSummary {
     pub injected: BTreeMap<String, u64>,
     /// How the engine met them: errors it returned, read-only refusals, recoveries.
     pub met: BTreeMap<String, u64>,
+    /// Code probes: how often each rare path was reached (see `PROBES`).
+    pub probes: BTreeMap<String, u64>,
     /// Reopens after a crash whose result matched the model.
     pub crashes_recovered: u64,
     /// The run stopped early because the engine detected injected corruption.
@@ -35,6 +37,9 @@ impl RunSummary {
         }
         for (k, v) in &o.met {
             *self.met.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &o.probes {
+            *self.probes.entry(k.clone()).or_default() += v;
         }
         self.crashes_recovered += o.crashes_recovered;
         self.stopped_on_corruption |= o.stopped_on_corruption;
