@@ -52,6 +52,8 @@ pub enum Bug {
     DropTombstonesAtNonBottomLevel,
     /// Compaction deletes its input tables before its manifest edit is durable.
     DeleteInputsBeforeManifestDurable,
+    /// Remove an obsolete table's file while a reader (a scan) still holds the table.
+    RemoveTablesHeldByReaders,
     /// Compaction keeps the oldest version of a key instead of the newest.
     PreferOlderVersion,
 }
@@ -59,7 +61,7 @@ pub enum Bug {
 impl Bug {
     /// Every planted bug.
     #[cfg_attr(not(feature = "planted-bugs"), allow(dead_code))]
-    pub const ALL: [Bug; 22] = [
+    pub const ALL: [Bug; 23] = [
         Bug::AckBeforeWalSync,
         Bug::RetryFailedFsync,
         Bug::SkipWalSyncAtRotation,
@@ -81,6 +83,7 @@ impl Bug {
         Bug::DropTombstonesIgnoringGrace,
         Bug::DropTombstonesAtNonBottomLevel,
         Bug::DeleteInputsBeforeManifestDurable,
+        Bug::RemoveTablesHeldByReaders,
         Bug::PreferOlderVersion,
     ];
 }

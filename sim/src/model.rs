@@ -52,6 +52,20 @@ pub struct Model {
     pending: Vec<Write>,
     /// The acknowledged state (durable plus every determinate pending write).
     current: State,
+    /// Writes refused (read-only) since the last recovery: none of them may ever appear. Kept
+    /// only to tell an invented write from a lost one when a recovery check fails.
+    refused: Vec<Write>,
+}
+
+/// Why a recovered state is no allowed prefix (see [`Model::classify_mismatch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mismatch {
+    /// A key no uncertain write touched lacks what a write that had to survive left there.
+    Lost,
+    /// A key no uncertain write touched holds what a refused write would have left there.
+    Invented,
+    /// Only keys that uncertain writes touched differ: a hole, a reordering, half a batch.
+    NotAPrefix,
 }
 
 /// What the check after a crash found.
@@ -94,6 +108,71 @@ impl Model {
     }
 
     /// Everything acknowledged so far is durable (a sync or flush returned `Ok`).
+    /// Records a write the engine refused (read-only): it must never appear.
+    pub fn refused(&mut self, ops: Vec<Op>, time_ms: u64) {
+        self.refused.push(Write {
+            ops,
+            indeterminate: false,
+            time_ms,
+        });
+    }
+
+    /// Why `actual` matched no candidate in [`Model::recover_with`]: compares it with the state
+    /// that had to survive (the acknowledged state without a power loss, the durable state
+    /// with one), ignoring keys that writes still uncertain touched.
+    pub fn classify_mismatch(
+        &self,
+        actual: &BTreeMap<Vec<u8>, Vec<u8>>,
+        keep_all_acked: bool,
+    ) -> Mismatch {
+        let (base, uncertain): (&State, Vec<&Write>) = if keep_all_acked {
+            (
+                &self.current,
+                self.pending.iter().filter(|w| w.indeterminate).collect(),
+            )
+        } else {
+            (&self.durable, self.pending.iter().collect())
+        };
+        let touches = |w: &Write, k: &[u8]| {
+            w.ops.iter().any(|op| match op {
+                Op::Put(key, _) | Op::Delete(key) => key == k,
+            })
+        };
+        // What the last op of a refused write on `k` would have left: Some(value) or None.
+        let refused_left = |k: &[u8]| -> Vec<Option<&Vec<u8>>> {
+            let mut out = Vec::new();
+            for w in &self.refused {
+                for op in &w.ops {
+                    match op {
+                        Op::Put(key, v) if key == k => out.push(Some(v)),
+                        Op::Delete(key) if key == k => out.push(None),
+                        _ => {}
+                    }
+                }
+            }
+            out
+        };
+        let mut invented = false;
+        let keys: std::collections::BTreeSet<&Vec<u8>> =
+            base.kv.keys().chain(actual.keys()).collect();
+        for k in keys {
+            let (want, got) = (base.kv.get(k), actual.get(k));
+            if want == got || uncertain.iter().any(|w| touches(w, k)) {
+                continue;
+            }
+            if refused_left(k).contains(&got) {
+                invented = true;
+            } else {
+                return Mismatch::Lost;
+            }
+        }
+        if invented {
+            Mismatch::Invented
+        } else {
+            Mismatch::NotAPrefix
+        }
+    }
+
     pub fn mark_durable(&mut self) {
         if self.pending.iter().any(|w| w.indeterminate) {
             // An indeterminate write is never made durable by the model: recovery decides.
@@ -203,6 +282,7 @@ impl Model {
         self.durable = s.clone();
         self.current = s;
         self.pending.clear();
+        self.refused.clear();
         Recovered { kept, pending }
     }
 }

@@ -1,8 +1,11 @@
 //! Proof that the simulator finds bugs: each planted bug must make some seed fail within the
-//! stated bound. Run with `cargo test -p sedimentdb-sim --release --features planted-bugs`.
+//! stated bound, with a failure of a kind that proves that bug (a durability bug must lose an
+//! acknowledged write or be reported as damage, not merely trip some other check). Run with
+//! `cargo test -p sedimentdb-sim --release --features planted-bugs -- --nocapture` to print
+//! the table.
 #![cfg(feature = "planted-bugs")]
 use sedimentdb::internals::planted::{plant, Bug};
-use sedimentdb_sim::runner::run_seed;
+use sedimentdb_sim::runner::{run_seed, FailureKind};
 
 /// Seeds each bug may take before the simulator must have found it.
 const BOUND: u64 = 500;
@@ -14,11 +17,49 @@ const BOUND: u64 = 500;
 /// so the test fails both when another bug survives and when one of these starts being found.
 const NOT_YET_FOUND: [Bug; 2] = [Bug::SkipManifestSync, Bug::SkipManifestVouchSync];
 
-fn seeds_to_failure(bug: Bug) -> Option<u64> {
+/// The failure kinds that prove `bug`: what its first failing seed must report.
+fn proving_kinds(bug: Bug) -> &'static [FailureKind] {
+    use FailureKind::*;
+    match bug {
+        // A missing fsync: an acknowledged write is lost, or what should be durable is found
+        // missing or damaged at open (corruption no injected fault explains).
+        Bug::AckBeforeWalSync
+        | Bug::RetryFailedFsync
+        | Bug::SkipWalSyncAtRotation
+        | Bug::SkipWalDirSync
+        | Bug::SkipSyncInSync
+        | Bug::SkipSyncAtClose
+        | Bug::SkipTableSync
+        | Bug::SkipTableDirSync
+        | Bug::SkipCompactionDirSync
+        | Bug::SkipManifestSync
+        | Bug::SkipManifestVouchSync
+        | Bug::SkipCurrentSync
+        | Bug::SkipNewDirSync
+        | Bug::DeleteInputsBeforeManifestDurable => &[LostWrite, UnexpectedError],
+        // Acknowledged writes that recovery cannot bring back.
+        Bug::LeaderOnlyInRecord | Bug::ReplayOnlyOldestWal | Bug::DeleteWalBeforeTableDurable => {
+            &[LostWrite]
+        }
+        // A tombstone gone too early: missing from the raw view, or its key resurrected.
+        Bug::DropTombstonesAtFlush
+        | Bug::DropTombstonesIgnoringGrace
+        | Bug::DropTombstonesAtNonBottomLevel => &[RawView, WrongRead, NotAPrefix],
+        // Wrong data served: any read or recovery check, never an error.
+        Bug::SkipReadChecksum | Bug::PreferOlderVersion => {
+            &[WrongRead, RawView, NotAPrefix, LostWrite, InventedWrite]
+        }
+        // A reader hits a removed file: an I/O error no fault explains.
+        Bug::RemoveTablesHeldByReaders => &[UnexpectedError],
+    }
+}
+
+/// The first failing seed (counted from 1) and its failure's kind.
+fn first_failure(bug: Bug) -> Option<(u64, FailureKind)> {
     plant(Some(bug));
-    let found = (0..BOUND).find(|&s| run_seed(s).is_err());
+    let found = (0..BOUND).find_map(|s| run_seed(s).err().map(|f| (s + 1, f.kind)));
     plant(None);
-    found.map(|s| s + 1)
+    found
 }
 
 #[test]
@@ -26,17 +67,24 @@ fn every_planted_bug_is_found() {
     let mut table = Vec::new();
     let mut survivors = Vec::new();
     for bug in Bug::ALL {
-        let n = seeds_to_failure(bug);
+        let found = first_failure(bug);
         table.push(format!(
             "| {bug:?} | {} |",
-            n.map_or("not found".into(), |n| n.to_string())
+            found.map_or("not found".into(), |(n, k)| format!("{n} | {k:?}"))
         ));
-        if n.is_none() {
-            survivors.push(bug);
+        match found {
+            None => survivors.push(bug),
+            Some((n, kind)) => assert!(
+                proving_kinds(bug).contains(&kind),
+                "{bug:?} first failed at seed {} as {kind:?}, which does not prove it (want one \
+                 of {:?})",
+                n - 1,
+                proving_kinds(bug)
+            ),
         }
     }
     println!(
-        "| planted bug | seeds to first failure |\n|---|---|\n{}",
+        "| planted bug | seeds to first failure | failure kind |\n|---|---|---|\n{}",
         table.join("\n")
     );
     assert_eq!(

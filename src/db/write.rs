@@ -171,10 +171,7 @@ fn commit_group(shared: &Shared, group: &[Pending]) -> Result<bool> {
     if group.iter().any(|p| p.sync) && !planted::active(Bug::AckBeforeWalSync) {
         // Durability point: without this fsync, an acknowledged write could be lost at a
         // power loss.
-        let mut r = wal.writer.sync();
-        if r.is_err() && planted::active(Bug::RetryFailedFsync) {
-            r = wal.writer.sync();
-        }
+        let r = wal.writer.sync();
         shared.fail_on_err(r)?;
         Counters::add(&shared.counters.wal_syncs, 1);
     }

@@ -79,6 +79,13 @@ pub struct SimFsStats {
     pub trace_hash: u64,
 }
 
+impl SimFsStats {
+    /// Faults fired so far, of every kind.
+    pub fn injected_total(&self) -> u64 {
+        self.injected.values().sum()
+    }
+}
+
 #[derive(Debug, Default)]
 struct Faults {
     /// The call number at which the machine dies (power loss or process crash pending).

@@ -107,6 +107,7 @@ impl Runner {
             match r {
                 Ok(()) => self.model.ack(mops, sync, time),
                 Err(e @ Error::ReadOnly { .. }) => {
+                    self.model.refused(mops, time);
                     first_error.get_or_insert(e);
                 }
                 Err(e) => {
@@ -162,7 +163,10 @@ impl Runner {
                 self.model.ack(ops, sync, time);
                 Ok(Flow::Continue)
             }
-            Err(e @ Error::ReadOnly { .. }) => self.on_error(e, "write"),
+            Err(e @ Error::ReadOnly { .. }) => {
+                self.model.refused(ops, time);
+                self.on_error(e, "write")
+            }
             Err(e) => {
                 // The write may or may not have reached the disk.
                 self.model.failed(ops, time);

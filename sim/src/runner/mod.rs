@@ -17,7 +17,7 @@ mod open;
 mod oracle;
 mod report;
 
-pub use report::{Failure, RunSummary};
+pub use report::{Failure, FailureKind, RunSummary};
 
 use crate::model::Model;
 use crate::workload::{Knobs, Step};
@@ -93,6 +93,9 @@ struct Runner {
     manifest_acted_len: BTreeMap<String, usize>,
     /// Write stalls the open `Db` has counted so far.
     stalls: u64,
+    /// Faults the filesystem had fired when the current step began: an I/O error is accepted
+    /// only if one fired since.
+    injected_before_step: u64,
 }
 
 /// A result whose error is a contract violation.
@@ -181,6 +184,7 @@ pub fn run_steps_with(
         clock_high: 0,
         manifest_acted_len: BTreeMap::new(),
         stalls: 0,
+        injected_before_step: 0,
     };
     let result = r.drive(steps);
     (result, r.chooser)
@@ -223,6 +227,7 @@ impl Runner {
             self.step = i;
             self.op = s.to_rust();
             self.summary.steps += 1;
+            self.injected_before_step = self.world.fs.stats().injected_total();
             if let Flow::Stop = self.exec(s)? {
                 break;
             }

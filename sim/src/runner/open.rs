@@ -2,6 +2,7 @@
 //! through the faults that fire meanwhile (an I/O fault, a crash point reached during recovery),
 //! then what it recovered goes to the oracle.
 
+use super::report::FailureKind;
 use super::{Checked, CrashKind, Flow, Runner, DB_DIR};
 use crate::model::snapshot;
 use sedimentdb::{Db, Error, RawEntry};
@@ -70,6 +71,7 @@ impl Runner {
             };
             if attempts > 6 {
                 return Err(self.fail(
+                    FailureKind::UnexpectedError,
                     "open and a full scan to succeed once faults are cleared",
                     format!("{e}"),
                 ));
@@ -85,12 +87,18 @@ impl Runner {
                     self.summary.stopped_on_corruption = true;
                     return Ok(None);
                 }
-                Error::Io { .. } => {
+                Error::Io { .. } if self.fault_fired_this_step() => {
                     self.met("open failed on an I/O fault, retried");
                     self.world.fs.clear_faults();
                     self.world.fs.set_quota(None);
                 }
-                e => return Err(self.fail("open and a full scan to succeed", format!("{e}"))),
+                e => {
+                    return Err(self.fail(
+                        FailureKind::UnexpectedError,
+                        "open and a full scan to succeed",
+                        format!("{e}"),
+                    ))
+                }
             }
         }
     }

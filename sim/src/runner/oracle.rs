@@ -4,7 +4,9 @@
 //! (`on_error`), with how the run reacts to each.
 
 use super::open::Opened;
+use super::report::FailureKind;
 use super::{bound, Checked, CrashKind, Entries, Flow, Runner, DB_DIR};
+use crate::model::Mismatch;
 use crate::model::{first_difference, snapshot};
 use sedimentdb::internals::filename::{self, FileKind};
 use sedimentdb::{Db, Error, RawEntry, RawValue};
@@ -47,15 +49,27 @@ impl Runner {
                 self.met("reopened after read-only");
                 self.close_and_reopen()
             }
-            Error::Io { .. } => {
+            Error::Io { .. } if self.fault_fired_this_step() => {
                 self.met("I/O error returned");
                 Ok(Flow::Continue)
             }
+            e @ Error::Io { .. } => Err(self.fail(
+                FailureKind::UnexpectedError,
+                format!("{what} to succeed: no fault was injected in this step"),
+                format!("{e}"),
+            )),
             e => Err(self.fail(
+                FailureKind::UnexpectedError,
                 format!("{what} to succeed or fail with an I/O error"),
                 format!("{e}"),
             )),
         }
+    }
+
+    /// True if the filesystem fired a fault (an I/O error, a short write, a full disk) since
+    /// the current step began: only then may the engine return an I/O error.
+    pub(super) fn fault_fired_this_step(&self) -> bool {
+        self.world.fs.stats().injected_total() > self.injected_before_step
     }
 
     /// What an open recovered after a close or crash of `kind` agrees with the model, and the
@@ -99,6 +113,11 @@ impl Runner {
         };
         if let Err(msg) = self.model.recover_with(actual, keep_all, tombs_ok) {
             return Err(self.fail(
+                match self.model.classify_mismatch(actual, keep_all) {
+                    Mismatch::Lost => FailureKind::LostWrite,
+                    Mismatch::Invented => FailureKind::InventedWrite,
+                    Mismatch::NotAPrefix => FailureKind::NotAPrefix,
+                },
                 match kind {
                     CrashKind::Power => {
                         "a prefix of the acknowledged writes holding every durable one (rule 2)"
@@ -123,6 +142,7 @@ impl Runner {
         let live = db.stats().tables;
         if files != live {
             return Err(self.fail(
+                FailureKind::TableFiles,
                 format!("{live} table files after open, one per live table"),
                 format!("{files} table files"),
             ));
@@ -138,6 +158,7 @@ impl Runner {
                 Ok(v) if v.as_ref() == self.model.get(&k) => {}
                 Ok(v) => {
                     return Err(self.fail(
+                        FailureKind::WrongRead,
                         format!(
                             "get {:?} = {}",
                             String::from_utf8_lossy(&k),
@@ -160,6 +181,7 @@ impl Runner {
         match snapshot(self.db()) {
             Ok(actual) if &actual == self.model.state() => Ok(Flow::Continue),
             Ok(actual) => Err(self.fail(
+                FailureKind::WrongRead,
                 format!(
                     "full scan equal to the model ({} keys)",
                     self.model.state().len()
@@ -179,6 +201,7 @@ impl Runner {
         match got {
             Ok(v) if v.as_ref() == self.model.get(k) => Ok(Flow::Continue),
             Ok(v) => Err(self.fail(
+                FailureKind::WrongRead,
                 format!("get = {}", show(self.model.get(k))),
                 show(v.as_ref()),
             )),
@@ -211,7 +234,11 @@ impl Runner {
         } else {
             let g: BTreeMap<_, _> = got.into_iter().collect();
             let w: BTreeMap<_, _> = want.into_iter().collect();
-            Err(self.fail("scan equal to the model", first_difference(&w, &g)))
+            Err(self.fail(
+                FailureKind::WrongRead,
+                "scan equal to the model",
+                first_difference(&w, &g),
+            ))
         }
     }
 
@@ -227,6 +254,7 @@ impl Runner {
                 let g: BTreeMap<_, _> = got.into_iter().collect();
                 let w: BTreeMap<_, _> = want.into_iter().collect();
                 Err(self.fail(
+                    FailureKind::WrongRead,
                     "a held scan to return the state as of its start",
                     first_difference(&w, &g),
                 ))
@@ -257,6 +285,7 @@ impl Runner {
             .count();
         if live != self.model.state().len() {
             return Err(self.fail(
+                FailureKind::RawView,
                 format!("{} live keys in the raw view", self.model.state().len()),
                 format!("{live}"),
             ));
@@ -272,6 +301,7 @@ impl Runner {
             RawValue::Put(v) => {
                 if self.model.get(&e.key) != Some(v) {
                     return Err(self.fail(
+                        FailureKind::RawView,
                         format!(
                             "raw view value of {:?} = {}",
                             String::from_utf8_lossy(&e.key),
@@ -285,6 +315,7 @@ impl Runner {
                 let want = self.model.tombstones().get(&e.key);
                 if self.model.get(&e.key).is_some() || want != Some(deleted_at_ms) {
                     return Err(self.fail(
+                        FailureKind::RawView,
                         format!(
                             "tombstone of {:?} deleted at {want:?}",
                             String::from_utf8_lossy(&e.key)
@@ -294,6 +325,7 @@ impl Runner {
                 }
                 if after_full_compaction && now >= deleted_at_ms.saturating_add(self.grace_ms) {
                     return Err(self.fail(
+                        FailureKind::RawView,
                         "no tombstone past its grace period after a full compaction (rule 5)",
                         format!(
                             "{:?} deleted at {deleted_at_ms}, now {now}, grace {} ms",
@@ -314,6 +346,7 @@ impl Runner {
         for (k, t) in self.model.tombstones() {
             if high < t.saturating_add(self.grace_ms) && !seen.contains(k) {
                 return Err(self.fail(
+                    FailureKind::RawView,
                     "every tombstone younger than the grace period in the raw view (rule 5)",
                     format!(
                         "{:?} deleted at {t} is missing at {now} (grace {} ms)",

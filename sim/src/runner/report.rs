@@ -65,9 +65,34 @@ impl RunSummary {
     }
 }
 
+/// What kind of contract violation a failure is: planted bugs must each produce the kind
+/// that proves them (`sim/tests/planted_bugs.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FailureKind {
+    /// After a reopen, a write that had to survive (durable, or acknowledged without a power
+    /// loss) is missing or replaced by an older value.
+    LostWrite,
+    /// After a reopen, the database holds a write that was never acknowledged and was refused
+    /// (nothing may have reached the disk).
+    InventedWrite,
+    /// After a reopen, the state is no prefix of the acknowledged writes for another reason (a
+    /// hole, a reordering, half a batch).
+    NotAPrefix,
+    /// Without a crash, a read disagreed with the model.
+    WrongRead,
+    /// The engine returned an error that no injected fault explains (an I/O error without a
+    /// fault, corruption without damage, an open that does not succeed).
+    UnexpectedError,
+    /// The table files on disk are not exactly the live tables.
+    TableFiles,
+    /// The raw view broke the tombstone or grace-period rules.
+    RawView,
+}
+
 /// A violation of the contract.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
+    pub kind: FailureKind,
     pub seed: u64,
     pub step: usize,
     pub op: String,
@@ -82,8 +107,8 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "FAILURE: seed {} at step {}: {}",
-            self.seed, self.step, self.op
+            "FAILURE ({:?}): seed {} at step {}: {}",
+            self.kind, self.seed, self.step, self.op
         )?;
         writeln!(f, "  expected: {}", self.expected)?;
         writeln!(f, "  actual:   {}", self.actual)?;
@@ -120,10 +145,12 @@ impl Runner {
     /// the faults so far.
     pub(super) fn fail(
         &self,
+        kind: FailureKind,
         expected: impl Into<String>,
         actual: impl Into<String>,
     ) -> Box<Failure> {
         Box::new(Failure {
+            kind,
             seed: self.seed,
             step: self.step,
             op: self.op.clone(),
