@@ -35,6 +35,9 @@ pub enum Bug {
     SkipCurrentSync,
     /// Skip the fsync of the parent directory after creating a database directory.
     SkipNewDirSync,
+    /// Sync only the database directory's own parent after creating it (none for a relative
+    /// path), though the open created missing ancestors too.
+    SyncOnlyImmediateParent,
     /// Group commit writes only the leader's batch in the group's WAL record, though every
     /// member's batch goes into the memtable and is acknowledged.
     LeaderOnlyInRecord,
@@ -61,7 +64,7 @@ pub enum Bug {
 impl Bug {
     /// Every planted bug.
     #[cfg_attr(not(feature = "planted-bugs"), allow(dead_code))]
-    pub const ALL: [Bug; 23] = [
+    pub const ALL: [Bug; 24] = [
         Bug::AckBeforeWalSync,
         Bug::RetryFailedFsync,
         Bug::SkipWalSyncAtRotation,
@@ -75,6 +78,7 @@ impl Bug {
         Bug::SkipManifestVouchSync,
         Bug::SkipCurrentSync,
         Bug::SkipNewDirSync,
+        Bug::SyncOnlyImmediateParent,
         Bug::LeaderOnlyInRecord,
         Bug::ReplayOnlyOldestWal,
         Bug::DeleteWalBeforeTableDurable,

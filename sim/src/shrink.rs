@@ -61,13 +61,16 @@ pub fn regression_test(seed: u64, knobs: &Knobs, steps: &[Step], failure: &Failu
     s.push_str("    use sedimentdb_sim::workload::{Knobs, Step};\n");
     s.push_str(&format!(
         "    let knobs = Knobs {{ memtable_size_bytes: {}, block_size_bytes: {}, l0_compaction_trigger: {}, \
-         level1_size_bytes: {}, table_size_bytes: {}, tombstone_grace_ms: {}, ..Knobs::default() }};\n",
+         level1_size_bytes: {}, table_size_bytes: {}, tombstone_grace_ms: {}, manual_background: {}, \
+         db_dir: {:?}, ..Knobs::default() }};\n",
         knobs.memtable_size_bytes,
         knobs.block_size_bytes,
         knobs.l0_compaction_trigger,
         knobs.level1_size_bytes,
         knobs.table_size_bytes,
-        knobs.tombstone_grace_ms
+        knobs.tombstone_grace_ms,
+        knobs.manual_background,
+        knobs.db_dir
     ));
     s.push_str("    let steps = vec![\n");
     for st in steps {

@@ -247,9 +247,14 @@ pub struct Knobs {
     /// Run with `Background::Manual` (maintenance only when the scheduler's `CompactStep`
     /// runs it, so several memtables and WALs wait) instead of `Background::Inline`.
     pub manual_background: bool,
+    /// Where the database lives: `/db`, under missing ancestors, or a relative path.
+    pub db_dir: &'static str,
     /// Percent of writes that ask for sync.
     pub sync_pct: u32,
 }
+
+/// The database directories a seed may draw.
+pub const DB_DIRS: [&str; 3] = ["/db", "/srv/data/db", "db"];
 
 impl Default for Knobs {
     fn default() -> Self {
@@ -289,6 +294,7 @@ impl Default for Knobs {
             w_group: 4,
             group_writers_max: 4,
             manual_background: false,
+            db_dir: DB_DIRS[0],
             sync_pct: 70,
         }
     }
@@ -382,6 +388,7 @@ impl Knobs {
         k.group_writers_max = pick(&mut rng, &[2, 3, 4, 8]) as u32;
         k.w_group *= pick(&mut rng, &[0, 1, 3]) as u32;
         k.manual_background = below(&mut rng, 2) == 0;
+        k.db_dir = DB_DIRS[below(&mut rng, DB_DIRS.len() as u64) as usize];
         if k.manual_background {
             // The scheduler's maintenance steps are the only background work.
             k.w_compact_step = k.w_compact_step.max(1) * 4;

@@ -36,6 +36,7 @@ fn proving_kinds(bug: Bug) -> &'static [FailureKind] {
         | Bug::SkipManifestVouchSync
         | Bug::SkipCurrentSync
         | Bug::SkipNewDirSync
+        | Bug::SyncOnlyImmediateParent
         | Bug::DeleteInputsBeforeManifestDurable => &[LostWrite, UnexpectedError],
         // Acknowledged writes that recovery cannot bring back.
         Bug::LeaderOnlyInRecord | Bug::ReplayOnlyOldestWal | Bug::DeleteWalBeforeTableDurable => {

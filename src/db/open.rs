@@ -218,6 +218,12 @@ fn create_dir(fs: &dyn Fs, dir: &Path) -> Result<()> {
     }
     fs.create_dir_all(dir)
         .map_err(|e| Error::io("create_dir", dir, e))?;
+    if planted::active(Bug::SyncOnlyImmediateParent) {
+        // The old mistake: only the database directory's own parent, and none for a relative
+        // path of one component.
+        missing.truncate(1);
+        missing.retain(|d| d.parent().is_some_and(|p| !p.as_os_str().is_empty()));
+    }
     for d in missing.iter().rev() {
         if let Some(parent) = parent_dir(d).filter(|_| !planted::active(Bug::SkipNewDirSync)) {
             // Durability point: without this, a new database directory (or an ancestor the

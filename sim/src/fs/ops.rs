@@ -114,6 +114,12 @@ impl Fs for SimFs {
     }
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        // `.` names the directory relative paths start from.
+        let path = if path == Path::new(".") {
+            Path::new("")
+        } else {
+            path
+        };
         let mut st = self.lock();
         st.begin("sync_dir", path, 0)?;
         if let Some(mode) = st.faults.sync_failures.pop_front() {

@@ -3,11 +3,10 @@
 //! every crash goes through — a crash step, an error once an armed crash point has killed the
 //! filesystem, and a crash point reached while opening.
 
-use super::{Checked, CrashKind, Flow, Runner, DB_DIR};
+use super::{Checked, CrashKind, Flow, Runner};
 use crate::SyncFailure;
 use sedimentdb::internals::filename::{self, FileKind};
 use sedimentdb::internals::record::proven_synced_len;
-use std::path::Path;
 
 /// The name of a crash in the fault list.
 fn crash_name(power: bool) -> &'static str {
@@ -111,7 +110,7 @@ impl Runner {
         if self
             .world
             .fs
-            .flip_bit(&Path::new(DB_DIR).join(name), off, bit)
+            .flip_bit(&self.db_dir.as_path().join(name), off, bit)
         {
             self.corrupted = true;
             let name = name.clone();
@@ -123,9 +122,11 @@ impl Runner {
     /// Notes each manifest's durable length now, between steps (see `manifest_acted_len`).
     pub(super) fn note_manifest_lengths(&mut self) {
         let fs = &self.world.fs;
-        for name in fs.names(Path::new(DB_DIR)) {
+        for name in fs.names(self.db_dir.as_path()) {
             if let Some(FileKind::Manifest(_)) = filename::parse(&name) {
-                let len = fs.durable_len(&Path::new(DB_DIR).join(&name)).unwrap_or(0);
+                let len = fs
+                    .durable_len(&self.db_dir.as_path().join(&name))
+                    .unwrap_or(0);
                 self.manifest_acted_len.insert(name, len);
             }
         }
@@ -135,8 +136,8 @@ impl Runner {
     fn flippable(&self) -> Vec<(String, usize)> {
         let fs = &self.world.fs;
         let mut eligible: Vec<(String, usize)> = Vec::new();
-        for name in fs.names(Path::new(DB_DIR)) {
-            let path = Path::new(DB_DIR).join(&name);
+        for name in fs.names(self.db_dir.as_path()) {
+            let path = self.db_dir.as_path().join(&name);
             let Some(durable) = fs.durable_len(&path) else {
                 continue;
             };

@@ -26,6 +26,7 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sedimentdb::{Background, Db, Options, Scan};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 /// The code probes every long enough run of seeds must reach: rare paths of the engine that a
 /// run reaching none of them would leave untested (`sim/tests/seeds.rs` fails naming any that
@@ -43,9 +44,6 @@ pub const PROBES: &[&str] = &[
     "read-only after a failed sync",
     "read-only after a failed sync_dir",
 ];
-
-/// The database's directory on `SimFs`.
-const DB_DIR: &str = "/db";
 
 /// What the last close or crash promises about the state a reopen must find.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -93,6 +91,9 @@ struct Runner {
     manifest_acted_len: BTreeMap<String, usize>,
     /// Write stalls the open `Db` has counted so far.
     stalls: u64,
+    /// The database's directory on `SimFs`: absolute, under ancestors that do not exist yet,
+    /// or relative (drawn per seed: the open must make every directory it creates durable).
+    db_dir: PathBuf,
     /// Faults the filesystem had fired when the current step began: an I/O error is accepted
     /// only if one fired since.
     injected_before_step: u64,
@@ -185,6 +186,7 @@ pub fn run_steps_with(
         manifest_acted_len: BTreeMap::new(),
         stalls: 0,
         injected_before_step: 0,
+        db_dir: PathBuf::from(knobs.db_dir),
     };
     let result = r.drive(steps);
     (result, r.chooser)

@@ -3,7 +3,7 @@
 //! then what it recovered goes to the oracle.
 
 use super::report::FailureKind;
-use super::{Checked, CrashKind, Flow, Runner, DB_DIR};
+use super::{Checked, CrashKind, Flow, Runner};
 use crate::model::snapshot;
 use sedimentdb::{Db, Error, RawEntry};
 use std::collections::BTreeMap;
@@ -105,7 +105,7 @@ impl Runner {
 
     /// One open, then a raw and a full scan; the database is dropped if either scan fails.
     fn try_open(&self) -> Result<Opened, Error> {
-        let db = Db::open_with(self.world.env(), DB_DIR, self.opts.clone())?;
+        let db = Db::open_with(self.world.env(), &self.db_dir, self.opts.clone())?;
         let raw: Result<Vec<_>, _> = db.scan_raw::<&[u8], _>(..).collect();
         match (snapshot(&db), raw) {
             (Ok(actual), Ok(raw)) => Ok(Opened { db, actual, raw }),

@@ -5,13 +5,12 @@
 
 use super::open::Opened;
 use super::report::FailureKind;
-use super::{bound, Checked, CrashKind, Entries, Flow, Runner, DB_DIR};
+use super::{bound, Checked, CrashKind, Entries, Flow, Runner};
 use crate::model::Mismatch;
 use crate::model::{first_difference, snapshot};
 use sedimentdb::internals::filename::{self, FileKind};
 use sedimentdb::{Db, Error, RawEntry, RawValue};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
 fn show(v: Option<&Vec<u8>>) -> String {
     match v {
@@ -135,7 +134,7 @@ impl Runner {
         let files = self
             .world
             .fs
-            .names(Path::new(DB_DIR))
+            .names(self.db_dir.as_path())
             .iter()
             .filter(|n| matches!(filename::parse(n), Some(FileKind::Table(_))))
             .count();
