@@ -67,6 +67,14 @@ pub enum Step {
         offset: u32,
         bit: u8,
     },
+    /// Flip one bit in the newest records of the manifest that the engine acted on (its last
+    /// `NEWEST_RECORDS_BYTES` durable bytes as of the last step), then restart: by a power
+    /// loss, or a clean close and reopen. The damage hardest to tell from a torn write.
+    FlipNewestEdit {
+        offset: u32,
+        bit: u8,
+        power: bool,
+    },
     /// The clock moves forward.
     ClockForward {
         ms: u64,
@@ -175,6 +183,10 @@ impl Step {
             Step::FlipBit { file, offset, bit } => {
                 format!("Step::FlipBit {{ file: {file}, offset: {offset}, bit: {bit} }}")
             }
+            Step::FlipNewestEdit { offset, bit, power } => format!(
+                "Step::FlipNewestEdit {{ offset: {offset}, bit: {bit}, power: {} }}",
+                b(*power)
+            ),
             Step::ClockForward { ms } => format!("Step::ClockForward {{ ms: {ms} }}"),
             Step::ClockBack { ms } => format!("Step::ClockBack {{ ms: {ms} }}"),
             Step::CompactStep => "Step::CompactStep".into(),
@@ -199,6 +211,7 @@ impl Step {
                 | Step::FailAppend { .. }
                 | Step::DiskFull { .. }
                 | Step::FlipBit { .. }
+                | Step::FlipNewestEdit { .. }
         )
     }
 }
@@ -520,6 +533,11 @@ pub fn generate(seed: u64, k: &Knobs) -> Vec<Step> {
                     free_bytes: below(&mut rng, 20_000) as u32,
                 }
             }
+            15 if below(&mut rng, 2) == 0 => Step::FlipNewestEdit {
+                offset: rng.next_u64() as u32,
+                bit: below(&mut rng, 8) as u8,
+                power: below(&mut rng, 2) == 0,
+            },
             15 => Step::FlipBit {
                 file: below(&mut rng, 1000) as u32,
                 offset: rng.next_u64() as u32,

@@ -46,6 +46,9 @@ impl Runner {
             Step::DiskFull { free_bytes } => self.disk_full(*free_bytes),
             Step::SpaceReturns => self.space_returns(),
             Step::FlipBit { file, offset, bit } => self.flip(*file, *offset, *bit),
+            Step::FlipNewestEdit { offset, bit, power } => {
+                self.flip_newest_edit(*offset, *bit, *power)
+            }
             Step::ClockForward { ms } => self.clock_forward(*ms),
             Step::ClockBack { ms } => self.clock_back(*ms),
             Step::CompactStep => self.compact_step(),

@@ -6,7 +6,11 @@
 use super::{Checked, CrashKind, Flow, Runner};
 use crate::SyncFailure;
 use sedimentdb::internals::filename::{self, FileKind};
-use sedimentdb::internals::record::proven_synced_len;
+use sedimentdb::internals::record::{proven_synced_len, FILE_HEADER_LEN};
+
+/// How far back from the end of what the engine acted on `FlipNewestEdit` aims: the newest
+/// edit and the record vouching for it.
+const NEWEST_RECORDS_BYTES: usize = 160;
 
 /// The name of a crash in the fault list.
 fn crash_name(power: bool) -> &'static str {
@@ -114,9 +118,49 @@ impl Runner {
         {
             self.corrupted = true;
             let name = name.clone();
+            self.note_damaged_log(&name);
             self.fault(format!("bit {bit} flipped at offset {off} of {name}"));
         }
         Ok(Flow::Continue)
+    }
+
+    /// Flips a bit in the last `NEWEST_RECORDS_BYTES` of the manifest's bytes the engine acted
+    /// on, then restarts (a power loss, or a clean close and reopen).
+    pub(super) fn flip_newest_edit(&mut self, offset: u32, bit: u8, power: bool) -> Checked<Flow> {
+        let fs = &self.world.fs;
+        let manifest = fs
+            .names(self.db_dir.as_path())
+            .into_iter()
+            .find(|n| matches!(filename::parse(n), Some(FileKind::Manifest(_))));
+        if let Some(name) = manifest.filter(|n| !self.damaged_logs.contains(n)) {
+            let path = self.db_dir.join(&name);
+            let durable = fs.durable_len(&path).unwrap_or(0);
+            let len = durable.min(self.manifest_acted_len.get(&name).copied().unwrap_or(0));
+            let start = len
+                .saturating_sub(NEWEST_RECORDS_BYTES)
+                .max(FILE_HEADER_LEN);
+            if start < len {
+                let off = start + offset as usize % (len - start);
+                if fs.flip_bit(&path, off, bit) {
+                    self.corrupted = true;
+                    self.damaged_logs.insert(name.clone());
+                    self.fault(format!("bit {bit} flipped at offset {off} of {name}"));
+                }
+            }
+        }
+        self.summary.ops += 1;
+        if power {
+            self.crash_and_reopen(Some(true))
+        } else {
+            self.close_and_reopen()
+        }
+    }
+
+    /// Remembers that log `name` holds a flipped bit (no more flips go there until an open).
+    fn note_damaged_log(&mut self, name: &str) {
+        if let Some(FileKind::Wal(_) | FileKind::Manifest(_)) = filename::parse(name) {
+            self.damaged_logs.insert(name.to_string());
+        }
     }
 
     /// Notes each manifest's durable length now, between steps (see `manifest_acted_len`).
@@ -141,6 +185,9 @@ impl Runner {
             let Some(durable) = fs.durable_len(&path) else {
                 continue;
             };
+            if self.damaged_logs.contains(&name) {
+                continue;
+            }
             let len = match filename::parse(&name) {
                 Some(FileKind::Table(_) | FileKind::Current) => durable,
                 // A manifest: every edit the engine acted on must be vouched for, so damage

@@ -25,7 +25,7 @@ use crate::World;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sedimentdb::{Background, Db, Options, Scan};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 /// The code probes every long enough run of seeds must reach: rare paths of the engine that a
@@ -72,6 +72,10 @@ struct Runner {
     chooser: Chooser,
     summary: RunSummary,
     corrupted: bool,
+    /// Logs (WALs, manifests) holding a flipped bit no open has read yet. One flip per log at
+    /// a time: two flips at a log's tail (the newest record and the one vouching for it) are
+    /// the blind spot every log format shares (`docs/FAULTS.md`).
+    damaged_logs: BTreeSet<String>,
     armed_crash: Option<bool>,
     faults: Vec<String>,
     step: usize,
@@ -174,6 +178,7 @@ pub fn run_steps_with(
         chooser,
         summary: RunSummary::default(),
         corrupted: false,
+        damaged_logs: BTreeSet::new(),
         armed_crash: None,
         faults: Vec::new(),
         step: 0,

@@ -24,6 +24,7 @@ impl Runner {
         let Some(opened) = self.open_retrying(&mut kind)? else {
             return Ok(Flow::Stop);
         };
+        self.damaged_logs.clear();
         let st = opened.db.stats();
         if st.recovered_wals >= 2 {
             self.probe("several WALs replayed at open");
