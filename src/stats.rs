@@ -38,6 +38,8 @@ pub struct Stats {
     pub recovered_torn_bytes: u64,
     /// WALs holding records that the last open replayed.
     pub recovered_wals: u64,
+    /// Commit groups by the number of writes they held: 1, 2, 3 to 4, and 5 or more.
+    pub commit_groups_by_size: [u64; 4],
     /// Times a writer waited for a flush or compaction to make room (or, under
     /// `Background::Manual`, ran the flush itself).
     pub write_stalls: u64,
@@ -80,6 +82,7 @@ pub(crate) struct Counters {
     pub recovered_torn_bytes: AtomicU64,
     pub recovered_wals: AtomicU64,
     pub write_stalls: AtomicU64,
+    pub commit_groups_by_size: [AtomicU64; 4],
     pub obsolete_file_errors: AtomicU64,
     pub compactions: AtomicU64,
     pub tombstones_dropped: AtomicU64,

@@ -45,6 +45,8 @@ pub mod exhaustive;
 pub mod harness;
 pub mod runner;
 pub mod shrink;
+#[cfg(shuttle)]
+pub mod threaded;
 pub mod workload;
 
 #[cfg(feature = "planted-bugs")]

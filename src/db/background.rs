@@ -10,15 +10,15 @@ use super::flush;
 use super::shared::{BgState, Shared};
 use crate::error::{Error, Result};
 use crate::options::Background;
+use crate::sync::thread::JoinHandle;
 use crate::sync::{self, Arc};
-use std::thread::JoinHandle;
 
 /// Starts the flush thread and the compaction threads.
 pub(crate) fn spawn(shared: &Arc<Shared>) -> Result<Vec<JoinHandle<()>>> {
     let mut threads = Vec::new();
     let mut start = |name: String, f: fn(&Shared)| -> Result<()> {
         let s = shared.clone();
-        let h = std::thread::Builder::new()
+        let h = crate::sync::thread::Builder::new()
             .name(name)
             .spawn(move || f(&s))
             .map_err(|e| Error::io("spawn background thread for", &shared.dir, e))?;

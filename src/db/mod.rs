@@ -20,12 +20,12 @@ use crate::error::{Error, Result};
 use crate::options::{Background, Options, WriteOptions};
 use crate::planted::{self, Bug};
 use crate::stats::{Counters, Stats};
+use crate::sync::thread::JoinHandle;
 use crate::sync::{self, Arc, Mutex};
 use crate::wal::batch::WriteBatch;
 use shared::Shared;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
-use std::thread::JoinHandle;
 
 /// An open database. `Send + Sync`: share it between threads with an `Arc`; many threads may
 /// read while others write.

@@ -179,6 +179,13 @@ fn commit_group(shared: &Shared, group: &[Pending]) -> Result<bool> {
     wal.last_seq = last;
     shared.visible_seq.store(last, Ordering::Release);
     Counters::add(&shared.counters.writes, group.len() as u64);
+    let bucket = match group.len() {
+        1 => 0,
+        2 => 1,
+        3..=4 => 2,
+        _ => 3,
+    };
+    Counters::add(&shared.counters.commit_groups_by_size[bucket], 1);
     Ok(rotated)
 }
 

@@ -1,0 +1,241 @@
+//! Threaded runs: the real threaded engine (`Background::Threads`: a flush thread and
+//! compaction threads) with 1 to 8 client threads on `SimFs`, every lock, condition variable,
+//! atomic and thread interleaved by shuttle's random scheduler seeded from the run's seed
+//! (built with `--cfg shuttle`, which maps the engine's `sync` module to shuttle). The same seed
+//! gives the same interleaving and the same trace of filesystem calls.
+//!
+//! Each client thread writes its own keys, so its writes form a history of their own: after the
+//! run ends in a crash (at any filesystem call of any thread, a flush or compaction included),
+//! a clean close, or a close followed by a power loss, the reopened database must hold, for
+//! every thread, its writes up to some point that includes every write of that thread that was
+//! durable (a synced write, or any write before a `sync` that returned `Ok`), and every write it
+//! acknowledged unless power was lost; a failed write is wholly in or out (`oracle.rs`).
+
+mod client;
+mod oracle;
+
+use crate::{SyncFailure, World};
+use client::{run_client, ClientLog};
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sedimentdb::{Background, Db, Options};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+const DB_DIR: &str = "/db";
+
+/// What a threaded run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThreadedSummary {
+    pub client_threads: u64,
+    /// Writes acknowledged by clients.
+    pub writes: u64,
+    /// WAL records written: `writes - wal_records` writes rode in another writer's group.
+    pub wal_records: u64,
+    /// Commit groups by number of writers (1, 2, 3 to 4, 5 or more).
+    pub groups_by_size: [u64; 4],
+    /// WALs holding records that the reopen replayed.
+    pub wals_replayed: u64,
+    pub write_stalls: u64,
+    pub flushes: u64,
+    pub compactions: u64,
+    /// How the run ended: "clean close", "power loss after close", "crash point: power loss",
+    /// "crash point: process crash".
+    pub ending: String,
+    /// Faults the filesystem fired, by kind.
+    pub injected: BTreeMap<String, u64>,
+    pub trace_hash: u64,
+    pub fs_calls: u64,
+}
+
+impl ThreadedSummary {
+    /// Adds another run's counts into this one (the ending is counted by kind in `endings`).
+    pub fn absorb(&mut self, o: &ThreadedSummary, endings: &mut BTreeMap<String, u64>) {
+        self.client_threads += o.client_threads;
+        self.writes += o.writes;
+        self.wal_records += o.wal_records;
+        for (a, b) in self.groups_by_size.iter_mut().zip(o.groups_by_size) {
+            *a += b;
+        }
+        self.wals_replayed += o.wals_replayed;
+        self.write_stalls += o.write_stalls;
+        self.flushes += o.flushes;
+        self.compactions += o.compactions;
+        for (k, v) in &o.injected {
+            *self.injected.entry(k.clone()).or_default() += v;
+        }
+        *endings.entry(o.ending.clone()).or_default() += 1;
+        self.fs_calls += o.fs_calls;
+        self.trace_hash ^= o.trace_hash;
+    }
+}
+
+/// The knobs of one threaded run, drawn from its seed.
+struct Plan {
+    clients: usize,
+    ops_per_client: usize,
+    opts: Options,
+    /// The machine dies at this filesystem call (power loss if `power`), if any.
+    crash_at: Option<(u64, bool)>,
+    sync_failure: Option<SyncFailure>,
+    /// After a clean close: cut the power before reopening.
+    power_loss_after_close: bool,
+}
+
+fn plan(seed: u64) -> Plan {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7468_7265_6164_7300);
+    let mut below = |n: u64| rng.next_u64() % n;
+    let clients = 1 + below(8) as usize;
+    let opts = Options {
+        memtable_size_bytes: [1024, 2048, 8192][below(3) as usize],
+        max_immutable_memtables: 1 + below(2) as usize,
+        block_size_bytes: 256,
+        background: Background::Threads,
+        compaction_threads: 1 + below(2) as usize,
+        l0_compaction_trigger: 2,
+        l0_slowdown_writes_trigger: 3,
+        l0_stop_writes_trigger: 4 + below(3) as usize,
+        level1_size_bytes: 8 << 10,
+        table_size_bytes: 2 << 10,
+        ..Options::default()
+    };
+    let crash_at = (below(3) != 0).then(|| (1 + below(800), below(4) != 0));
+    let sync_failure = match below(6) {
+        0 => Some(SyncFailure::KeepPages),
+        1 => Some(SyncFailure::DropPages),
+        _ => None,
+    };
+    Plan {
+        clients,
+        ops_per_client: 10 + below(50) as usize,
+        opts,
+        crash_at,
+        sync_failure,
+        power_loss_after_close: below(2) == 0,
+    }
+}
+
+/// Runs threaded seed `seed`: `Ok` with what it did, or the contract violation.
+pub fn run_threaded_seed(seed: u64) -> Result<ThreadedSummary, String> {
+    let out: Arc<Mutex<Option<Result<ThreadedSummary, String>>>> = Arc::new(Mutex::new(None));
+    let slot = out.clone();
+    let scheduler = shuttle::scheduler::RandomScheduler::new_from_seed(seed, 1);
+    let mut config = shuttle::Config::new();
+    config.stack_size = 4 << 20;
+    config.silence_warnings = true;
+    config.max_steps = shuttle::MaxSteps::FailAfter(20_000_000);
+    shuttle::Runner::new(scheduler, config).run(move || {
+        let r = run_once(seed);
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+    });
+    let r = out.lock().unwrap_or_else(|e| e.into_inner()).take();
+    r.unwrap_or_else(|| Err(format!("threaded seed {seed}: the run did not finish")))
+}
+
+/// One run, inside the scheduler.
+fn run_once(seed: u64) -> Result<ThreadedSummary, String> {
+    let plan = plan(seed);
+    let world = World::new();
+    world.fs.set_strict_unlink(true);
+    let fail = |what: String| format!("threaded seed {seed}: {what}");
+    let db = Db::open_with(world.env(), DB_DIR, plan.opts.clone())
+        .map_err(|e| fail(format!("first open failed: {e}")))?;
+    let db = Arc::new(db);
+    if let Some((calls, _)) = plan.crash_at {
+        world.fs.die_after_calls(calls);
+    }
+    if let Some(mode) = plan.sync_failure {
+        world.fs.fail_next_sync(mode);
+    }
+    let mut handles = Vec::new();
+    for t in 0..plan.clients {
+        let (db, fs) = (db.clone(), world.fs.clone());
+        let ops = plan.ops_per_client;
+        handles.push(shuttle::thread::spawn(move || {
+            run_client(seed, t, ops, &db, &fs)
+        }));
+    }
+    // Every client is joined before any error returns: a thread left running would drop its
+    // `Db` outside the scheduler.
+    let joined: Vec<_> = handles.into_iter().map(|h| h.join()).collect();
+    let mut logs: Vec<ClientLog> = Vec::new();
+    for j in joined {
+        logs.push(j.map_err(|_| fail("a client thread panicked".into()))??);
+    }
+    let st = db.stats();
+    let db = Arc::try_unwrap(db).map_err(|_| fail("the Db is still shared".into()))?;
+    let closed = db.close();
+    let ending = if world.fs.is_dead() {
+        let power = plan.crash_at.is_none_or(|(_, p)| p);
+        crash(&world, seed, power);
+        if power {
+            "crash point: power loss"
+        } else {
+            "crash point: process crash"
+        }
+    } else if closed.is_ok() && plan.power_loss_after_close {
+        crash(&world, seed, true);
+        "power loss after close"
+    } else {
+        "clean close"
+    };
+    let power_lost = ending.contains("power loss");
+    world.fs.clear_faults();
+    let reopened = Db::open_with(
+        world.env(),
+        DB_DIR,
+        Options {
+            background: Background::Inline,
+            ..plan.opts.clone()
+        },
+    )
+    .map_err(|e| fail(format!("reopen after \"{ending}\" failed: {e}")))?;
+    oracle::check(&reopened, &logs, power_lost)
+        .map_err(|e| fail(format!("after {ending}: {e}")))?;
+    let tables = world
+        .fs
+        .names(Path::new(DB_DIR))
+        .iter()
+        .filter(|n| n.ends_with(".sst"))
+        .count();
+    if tables != reopened.stats().tables {
+        return Err(fail(format!(
+            "{tables} table files after the reopen, {} live tables",
+            reopened.stats().tables
+        )));
+    }
+    let wals_replayed = reopened.stats().recovered_wals;
+    drop(reopened);
+    let fs_stats = world.fs.stats();
+    Ok(ThreadedSummary {
+        client_threads: plan.clients as u64,
+        writes: st.writes,
+        wal_records: st.wal_records,
+        groups_by_size: st.commit_groups_by_size,
+        wals_replayed,
+        write_stalls: st.write_stalls,
+        flushes: st.flushes,
+        compactions: st.compactions,
+        ending: ending.into(),
+        injected: fs_stats
+            .injected
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect(),
+        trace_hash: fs_stats.trace_hash,
+        fs_calls: fs_stats.calls,
+    })
+}
+
+/// A power loss (what survives drawn from the seed) or a process crash.
+fn crash(world: &World, seed: u64, power: bool) {
+    if power {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x706f_7765_7200_0000);
+        world
+            .fs
+            .power_loss(&mut |n| if n == 0 { 0 } else { rng.next_u64() % n });
+    } else {
+        world.fs.process_crash();
+    }
+}

@@ -1,0 +1,77 @@
+//! The check after a threaded run: per client thread, the reopened database holds a prefix of
+//! that thread's writes that includes every write it had to keep.
+
+use super::client::{ClientLog, ClientWrite};
+use sedimentdb::Db;
+use std::collections::BTreeMap;
+
+type Kv = BTreeMap<Vec<u8>, Vec<u8>>;
+
+fn apply(state: &mut Kv, w: &ClientWrite) {
+    for (k, v) in &w.ops {
+        match v {
+            Some(v) => state.insert(k.clone(), v.clone()),
+            None => state.remove(k),
+        };
+    }
+}
+
+/// Checks `db` against every client's log. Without a power loss every acknowledged write must
+/// be there; with one, every durable write. A failed write (a client's last) may go either way.
+pub(super) fn check(db: &Db, logs: &[ClientLog], power_lost: bool) -> Result<(), String> {
+    let all: Result<Kv, _> = db.iter().collect();
+    let all = all.map_err(|e| format!("the full scan failed: {e}"))?;
+    for (t, log) in logs.iter().enumerate() {
+        let prefix = format!("t{t}-").into_bytes();
+        let actual: Kv = all
+            .iter()
+            .filter(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let acknowledged = log.writes.iter().filter(|w| w.acknowledged).count();
+        let must = if power_lost {
+            log.durable
+        } else {
+            acknowledged
+        };
+        let mut state = Kv::new();
+        let mut matched = must == 0 && actual.is_empty();
+        for (i, w) in log.writes.iter().enumerate() {
+            apply(&mut state, w);
+            if i + 1 >= must && state == actual {
+                matched = true;
+                break;
+            }
+        }
+        if !matched {
+            let want =
+                log.writes[..must.min(log.writes.len())]
+                    .iter()
+                    .fold(Kv::new(), |mut s, w| {
+                        apply(&mut s, w);
+                        s
+                    });
+            let diff = want
+                .iter()
+                .find(|(k, v)| actual.get(*k) != Some(*v))
+                .map(|(k, v)| {
+                    format!(
+                        "key {:?}: wanted {} bytes, found {:?}",
+                        String::from_utf8_lossy(k),
+                        v.len(),
+                        actual
+                            .get(k)
+                            .map(|x| String::from_utf8_lossy(x).into_owned())
+                    )
+                })
+                .unwrap_or_else(|| "a key present that no kept prefix holds".into());
+            return Err(format!(
+                "client thread {t}: the database holds no prefix of its {} writes ({acknowledged} \
+                 acknowledged, {} durable) that keeps the {must} it must; first difference: {diff}",
+                log.writes.len(),
+                log.durable
+            ));
+        }
+    }
+    Ok(())
+}
