@@ -7,6 +7,10 @@
 //! sedimentdb-sim --seed 42 --shrink   shrink a failing seed and print a regression test
 //! sedimentdb-sim --seed 42 --plant AckBeforeWalSync   (with --features planted-bugs)
 //! ```
+//!
+//! Built with `RUSTFLAGS="--cfg shuttle"` (and its own `CARGO_TARGET_DIR`), every seed also runs
+//! as a threaded seed (`sedimentdb_sim::threaded`): the real threaded engine and 1 to 8 client
+//! threads under a scheduler seeded from the seed. The summary then counts both.
 
 use sedimentdb_sim::runner::{run_seed, RunSummary};
 use sedimentdb_sim::shrink::{regression_test, shrink};
@@ -146,6 +150,53 @@ fn print_summary(total: &RunSummary, seeds: u64, failures: u64, elapsed: Duratio
     println!("failures:           {failures}");
 }
 
+/// The threaded seeds' totals.
+#[cfg(shuttle)]
+#[derive(Default)]
+struct Threaded {
+    total: sedimentdb_sim::threaded::ThreadedSummary,
+    endings: std::collections::BTreeMap<String, u64>,
+    seeds: u64,
+}
+
+#[cfg(shuttle)]
+impl Threaded {
+    fn run(&mut self, seed: u64) -> Result<(), String> {
+        self.seeds += 1;
+        let s = sedimentdb_sim::threaded::run_threaded_seed(seed)?;
+        self.total.absorb(&s, &mut self.endings);
+        Ok(())
+    }
+
+    fn print(&self) {
+        let t = &self.total;
+        println!("== threaded seeds");
+        println!("seeds run:          {}", self.seeds);
+        println!("client threads:     {}", t.client_threads);
+        println!(
+            "writes:             {} in {} WAL records",
+            t.writes, t.wal_records
+        );
+        println!(
+            "commit groups by writers: 1: {}, 2: {}, 3-4: {}, 5+: {}",
+            t.groups_by_size[0], t.groups_by_size[1], t.groups_by_size[2], t.groups_by_size[3]
+        );
+        println!("WALs replayed:      {}", t.wals_replayed);
+        println!("write stalls:       {}", t.write_stalls);
+        println!("flushes:            {}", t.flushes);
+        println!("compactions:        {}", t.compactions);
+        println!("filesystem calls:   {}", t.fs_calls);
+        println!("endings:");
+        for (k, v) in &self.endings {
+            println!("  {k:<30} {v}");
+        }
+        println!("faults injected:");
+        for (k, v) in &t.injected {
+            println!("  {k:<30} {v}");
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args = parse();
     plant(&args.plant);
@@ -154,6 +205,8 @@ fn main() -> ExitCode {
     let (mut seeds, mut failures) = (0u64, 0u64);
     let mut seed = args.seeds.start;
     let mut last_progress = Instant::now();
+    #[cfg(shuttle)]
+    let mut threaded = Threaded::default();
     loop {
         match args.time {
             Some(t) if start.elapsed() >= t => break,
@@ -161,12 +214,24 @@ fn main() -> ExitCode {
             _ => {}
         }
         seeds += 1;
-        match run_seed(seed) {
+        #[cfg(shuttle)]
+        if let Err(f) = threaded.run(seed) {
+            failures += 1;
+            eprintln!("\n{f}");
+        }
+        #[cfg(shuttle)]
+        let outcome = sedimentdb_sim::threaded::under_scheduler(seed, move || run_seed(seed))
+            .expect("a single-threaded run finishes");
+        #[cfg(not(shuttle))]
+        let outcome = run_seed(seed);
+        match outcome {
             Ok(s) => total.absorb(&s),
             Err(f) => {
                 failures += 1;
                 eprintln!("\n{f}");
-                if args.shrink {
+                if args.shrink && cfg!(shuttle) {
+                    eprintln!("shrink from a build without --cfg shuttle");
+                } else if args.shrink {
                     let knobs = Knobs::for_seed(seed);
                     let steps = generate(seed, &knobs);
                     let (small, f2) = shrink(seed, &knobs, &steps, 3000);
@@ -204,6 +269,10 @@ fn main() -> ExitCode {
         eprintln!();
     }
     print_summary(&total, seeds, failures, start.elapsed());
+    #[cfg(shuttle)]
+    threaded.print();
+    #[cfg(not(shuttle))]
+    println!("threaded seeds:     not run (build with RUSTFLAGS=\"--cfg shuttle\" to run them)");
     if failures > 0 {
         ExitCode::FAILURE
     } else {

@@ -27,6 +27,10 @@ impl SimFile {
             return Err(io::Error::other("file was removed and collected"));
         }
         if st.strict_unlink && !st.is_named(self.inode) {
+            st.stats.unlinked_uses += 1;
+            st.stats
+                .first_unlinked_use
+                .get_or_insert_with(|| format!("{op} at offset {n} of {}", self.path.display()));
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
                 format!(

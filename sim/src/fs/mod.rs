@@ -77,6 +77,10 @@ pub struct SimFsStats {
     pub injected: BTreeMap<&'static str, u64>,
     /// A hash of every call and its result, in order: the same seed must give the same trace.
     pub trace_hash: u64,
+    /// Uses of a handle to a removed file in strict-unlink mode (a reader that outlived the
+    /// file it read), and the first of them: each is a bug in the engine.
+    pub unlinked_uses: u64,
+    pub first_unlinked_use: Option<String>,
 }
 
 impl SimFsStats {
@@ -135,7 +139,13 @@ fn split(p: &Path) -> io::Result<(PathBuf, String)> {
     ))
 }
 
+/// Takes the filesystem's state for one call. In threaded runs (`--cfg shuttle`) every
+/// filesystem call is first a scheduling point, so another thread may run between any two
+/// calls (never inside one: the state's lock is held only within a call and never across a
+/// yield).
 fn lock_state(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    #[cfg(shuttle)]
+    shuttle::thread::yield_now();
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 

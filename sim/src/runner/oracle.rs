@@ -24,6 +24,13 @@ impl Runner {
     /// Reacts to an error from the engine: a crash point reached, detected corruption, a
     /// read-only refusal and an I/O error are all acceptable; any other error is a violation.
     pub(super) fn on_error(&mut self, e: Error, what: &str) -> Checked<Flow> {
+        if let Some(u) = self.world.fs.stats().first_unlinked_use {
+            return Err(self.fail(
+                FailureKind::UnexpectedError,
+                format!("{what}: no file read after its removal"),
+                format!("strict-unlink violation: {u} ({e})"),
+            ));
+        }
         if self.world.fs.is_dead() {
             self.met("error at the crash point");
             return self.crash_and_reopen(None);

@@ -79,6 +79,10 @@ struct Plan {
     /// The machine dies at this filesystem call (power loss if `power`), if any.
     crash_at: Option<(u64, bool)>,
     sync_failure: Option<SyncFailure>,
+    /// The next append fails after writing this many bytes.
+    append_failure: Option<usize>,
+    /// Only this many bytes fit on the disk (from the first client write on).
+    quota_bytes: Option<u64>,
     /// After a clean close: cut the power before reopening.
     power_loss_after_close: bool,
 }
@@ -106,7 +110,11 @@ fn plan(seed: u64) -> Plan {
         1 => Some(SyncFailure::DropPages),
         _ => None,
     };
+    let append_failure = (below(6) == 0).then(|| below(100) as usize);
+    let quota_bytes = (below(8) == 0).then(|| 20_000 + below(60_000));
     Plan {
+        append_failure,
+        quota_bytes,
         clients,
         ops_per_client: 10 + below(50) as usize,
         opts,
@@ -118,7 +126,17 @@ fn plan(seed: u64) -> Plan {
 
 /// Runs threaded seed `seed`: `Ok` with what it did, or the contract violation.
 pub fn run_threaded_seed(seed: u64) -> Result<ThreadedSummary, String> {
-    let out: Arc<Mutex<Option<Result<ThreadedSummary, String>>>> = Arc::new(Mutex::new(None));
+    under_scheduler(seed, move || run_once(seed))
+        .unwrap_or_else(|| Err(format!("threaded seed {seed}: the run did not finish")))
+}
+
+/// Runs `f` once under shuttle's random scheduler seeded with `seed` (under `--cfg shuttle`
+/// every engine primitive must run inside such an execution), returning what it returned.
+pub fn under_scheduler<T: Send + 'static>(
+    seed: u64,
+    f: impl Fn() -> T + Send + Sync + 'static,
+) -> Option<T> {
+    let out: Arc<Mutex<Option<T>>> = Arc::new(Mutex::new(None));
     let slot = out.clone();
     let scheduler = shuttle::scheduler::RandomScheduler::new_from_seed(seed, 1);
     let mut config = shuttle::Config::new();
@@ -126,11 +144,11 @@ pub fn run_threaded_seed(seed: u64) -> Result<ThreadedSummary, String> {
     config.silence_warnings = true;
     config.max_steps = shuttle::MaxSteps::FailAfter(20_000_000);
     shuttle::Runner::new(scheduler, config).run(move || {
-        let r = run_once(seed);
+        let r = f();
         *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
     });
     let r = out.lock().unwrap_or_else(|e| e.into_inner()).take();
-    r.unwrap_or_else(|| Err(format!("threaded seed {seed}: the run did not finish")))
+    r
 }
 
 /// One run, inside the scheduler.
@@ -148,6 +166,12 @@ fn run_once(seed: u64) -> Result<ThreadedSummary, String> {
     if let Some(mode) = plan.sync_failure {
         world.fs.fail_next_sync(mode);
     }
+    if let Some(prefix) = plan.append_failure {
+        world.fs.fail_next_append(Some(prefix));
+    }
+    if let Some(q) = plan.quota_bytes {
+        world.fs.set_quota(Some(world.fs.used_bytes() + q));
+    }
     let mut handles = Vec::new();
     for t in 0..plan.clients {
         let (db, fs) = (db.clone(), world.fs.clone());
@@ -164,6 +188,11 @@ fn run_once(seed: u64) -> Result<ThreadedSummary, String> {
         logs.push(j.map_err(|_| fail("a client thread panicked".into()))??);
     }
     let st = db.stats();
+    if let Some(u) = world.fs.stats().first_unlinked_use {
+        return Err(fail(format!(
+            "a removed table was still read (strict unlink): {u}"
+        )));
+    }
     let db = Arc::try_unwrap(db).map_err(|_| fail("the Db is still shared".into()))?;
     let closed = db.close();
     let ending = if world.fs.is_dead() {
@@ -182,6 +211,7 @@ fn run_once(seed: u64) -> Result<ThreadedSummary, String> {
     };
     let power_lost = ending.contains("power loss");
     world.fs.clear_faults();
+    world.fs.set_quota(None);
     let reopened = Db::open_with(
         world.env(),
         DB_DIR,
