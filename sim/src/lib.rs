@@ -10,7 +10,7 @@ mod fs;
 pub mod model;
 
 pub use clock::SimClock;
-pub use fs::{SimFs, SimFsStats, SyncFailure, PAGE_BYTES};
+pub use fs::{SimFs, SimFsStats, SyncFailure, TableWriteFault, PAGE_BYTES};
 
 use sedimentdb::Env;
 use std::sync::Arc;

@@ -75,6 +75,15 @@ pub enum Step {
         bit: u8,
         power: bool,
     },
+    /// The next append to a table file reports success but is lost, or lands at the end of
+    /// another table file (`misdirect`).
+    TableWriteFault {
+        misdirect: bool,
+    },
+    /// The next `reads` reads of table files fail with EIO (a latent sector error).
+    LatentReadError {
+        reads: u32,
+    },
     /// The clock moves forward.
     ClockForward {
         ms: u64,
@@ -187,6 +196,12 @@ impl Step {
                 "Step::FlipNewestEdit {{ offset: {offset}, bit: {bit}, power: {} }}",
                 b(*power)
             ),
+            Step::TableWriteFault { misdirect } => {
+                format!("Step::TableWriteFault {{ misdirect: {} }}", b(*misdirect))
+            }
+            Step::LatentReadError { reads } => {
+                format!("Step::LatentReadError {{ reads: {reads} }}")
+            }
             Step::ClockForward { ms } => format!("Step::ClockForward {{ ms: {ms} }}"),
             Step::ClockBack { ms } => format!("Step::ClockBack {{ ms: {ms} }}"),
             Step::CompactStep => "Step::CompactStep".into(),
@@ -212,6 +227,8 @@ impl Step {
                 | Step::DiskFull { .. }
                 | Step::FlipBit { .. }
                 | Step::FlipNewestEdit { .. }
+                | Step::TableWriteFault { .. }
+                | Step::LatentReadError { .. }
         )
     }
 }
@@ -533,6 +550,12 @@ pub fn generate(seed: u64, k: &Knobs) -> Vec<Step> {
                     free_bytes: below(&mut rng, 20_000) as u32,
                 }
             }
+            15 if below(&mut rng, 5) == 0 => Step::TableWriteFault {
+                misdirect: below(&mut rng, 2) == 0,
+            },
+            15 if below(&mut rng, 4) == 0 => Step::LatentReadError {
+                reads: 1 + below(&mut rng, 3) as u32,
+            },
             15 if below(&mut rng, 2) == 0 => Step::FlipNewestEdit {
                 offset: rng.next_u64() as u32,
                 bit: below(&mut rng, 8) as u8,

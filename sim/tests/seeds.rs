@@ -49,6 +49,9 @@ const ALL_KINDS: &[&str] = &[
     "short write",
     "disk full",
     "bit flip",
+    "lost write",
+    "misdirected write",
+    "latent read error",
 ];
 
 #[test]

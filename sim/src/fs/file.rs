@@ -43,9 +43,21 @@ impl SimFile {
     }
 }
 
+impl SimFile {
+    fn is_table(&self) -> bool {
+        self.path.extension().is_some_and(|e| e == "sst")
+    }
+}
+
 impl File for SimFile {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let table = self.is_table();
         self.with("read", offset, |st, i| {
+            if table && st.faults.table_read_failures > 0 {
+                st.faults.table_read_failures -= 1;
+                st.inject("latent read error");
+                return Err(io::Error::other("simulated latent read error (EIO)"));
+            }
             let f = &st.files[&i];
             let start = usize::try_from(offset).map_err(|_| io::ErrorKind::UnexpectedEof)?;
             let end = start
@@ -58,7 +70,29 @@ impl File for SimFile {
     }
 
     fn append(&self, data: &[u8]) -> io::Result<()> {
+        let table = self.is_table();
         self.with("append", data.len() as u64, |st, i| {
+            if let Some(fault) = st.faults.table_write_fault.filter(|_| table) {
+                st.faults.table_write_fault = None;
+                if fault == TableWriteFault::Misdirected {
+                    let other = st
+                        .files
+                        .keys()
+                        .copied()
+                        .find(|&o| o != i && st.is_named(o) && st.is_table_inode(o));
+                    if let Some(o) = other {
+                        st.files
+                            .get_mut(&o)
+                            .expect("found")
+                            .data
+                            .extend_from_slice(data);
+                    }
+                    st.inject("misdirected write");
+                } else {
+                    st.inject("lost write");
+                }
+                return Ok(());
+            }
             if let Some(prefix) = st.faults.append_failures.pop_front() {
                 let n = prefix.unwrap_or(0).min(data.len());
                 st.files

@@ -99,6 +99,19 @@ struct Faults {
     /// Pending append failures: `Some(n)` writes a prefix of `n` bytes first (a short write).
     append_failures: VecDeque<Option<usize>>,
     quota_bytes: Option<u64>,
+    /// The next append to a table file goes wrong without an error.
+    table_write_fault: Option<TableWriteFault>,
+    /// Reads of table files that fail with EIO from now on (latent sector errors).
+    table_read_failures: u32,
+}
+
+/// How an append to a table file goes wrong while reporting success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableWriteFault {
+    /// The data never reaches the file (a lost write).
+    Lost,
+    /// The data lands at the end of another table file instead (a misdirected write).
+    Misdirected,
 }
 
 #[derive(Debug, Default)]
@@ -227,6 +240,15 @@ impl State {
         inode
     }
 
+    /// True if some directory names `inode` with a table's name.
+    fn is_table_inode(&self, inode: u64) -> bool {
+        self.dirs.values().any(|d| {
+            d.current
+                .iter()
+                .any(|(name, n)| *n == Node::File(inode) && name.ends_with(".sst"))
+        })
+    }
+
     fn is_named(&self, inode: u64) -> bool {
         self.dirs
             .values()
@@ -329,6 +351,16 @@ impl SimFs {
     }
 
     /// Disarms every pending fault (not the quota).
+    /// The next append to a table file reports success but goes wrong as `fault` says.
+    pub fn fault_next_table_write(&self, fault: TableWriteFault) {
+        self.lock().faults.table_write_fault = Some(fault);
+    }
+
+    /// The next `n` reads of table files fail with EIO (data that was readable before).
+    pub fn fail_table_reads(&self, n: u32) {
+        self.lock().faults.table_read_failures = n;
+    }
+
     pub fn clear_faults(&self) {
         let mut st = self.lock();
         let quota = st.faults.quota_bytes;

@@ -46,6 +46,12 @@ impl Runner {
             Step::DiskFull { free_bytes } => self.disk_full(*free_bytes),
             Step::SpaceReturns => self.space_returns(),
             Step::FlipBit { file, offset, bit } => self.flip(*file, *offset, *bit),
+            Step::TableWriteFault { misdirect } => self.table_write_fault(*misdirect),
+            Step::LatentReadError { reads } => {
+                self.world.fs.fail_table_reads(*reads);
+                self.fault(format!("armed: the next {reads} table reads fail (latent)"));
+                Ok(Flow::Continue)
+            }
             Step::FlipNewestEdit { offset, bit, power } => {
                 self.flip_newest_edit(*offset, *bit, *power)
             }

@@ -4,7 +4,7 @@
 //! filesystem, and a crash point reached while opening.
 
 use super::{Checked, CrashKind, Flow, Runner};
-use crate::SyncFailure;
+use crate::{SyncFailure, TableWriteFault};
 use sedimentdb::internals::filename::{self, FileKind};
 use sedimentdb::internals::record::{proven_synced_len, FILE_HEADER_LEN};
 
@@ -161,6 +161,20 @@ impl Runner {
         if let Some(FileKind::Wal(_) | FileKind::Manifest(_)) = filename::parse(name) {
             self.damaged_logs.insert(name.to_string());
         }
+    }
+
+    /// The next table append reports success but is lost or misdirected: the disk lied, so
+    /// from here corruption is an acceptable answer (never wrong data).
+    pub(super) fn table_write_fault(&mut self, misdirect: bool) -> Checked<Flow> {
+        let fault = if misdirect {
+            TableWriteFault::Misdirected
+        } else {
+            TableWriteFault::Lost
+        };
+        self.world.fs.fault_next_table_write(fault);
+        self.corrupted = true;
+        self.fault(format!("armed: the next table write is {fault:?}"));
+        Ok(Flow::Continue)
     }
 
     /// Notes each manifest's durable length now, between steps (see `manifest_acted_len`).
