@@ -5,12 +5,16 @@ use super::Input;
 use crate::runner::run_steps;
 use crate::workload::{Knobs, Step};
 
+/// Steps one input decodes to at most: short runs keep the fuzzer fast (hundreds of inputs a
+/// second), and the seeded simulator covers long ones.
+const STEPS_MAX: usize = 120;
+
 /// Decodes fuzzer bytes into simulator steps (two to four bytes a step).
 pub fn steps_from_bytes(data: &[u8]) -> (Knobs, Vec<Step>) {
     let mut inp = Input::new(data);
     let knobs = knobs_from(&mut inp);
     let mut steps = Vec::new();
-    while !inp.exhausted() && steps.len() < 400 {
+    while !inp.exhausted() && steps.len() < STEPS_MAX {
         let op = inp.u8();
         let key = u32::from(inp.u8() % 32);
         let s = step_from(op, key, steps.len() as u32, &mut inp);
@@ -19,7 +23,7 @@ pub fn steps_from_bytes(data: &[u8]) -> (Knobs, Vec<Step>) {
     (knobs, steps)
 }
 
-/// The engine options, from the input's first six bytes.
+/// The engine options, from the input's first seven bytes.
 fn knobs_from(inp: &mut Input) -> Knobs {
     Knobs {
         memtable_size_bytes: [2048, 8192, 65536][inp.u8() as usize % 3],
@@ -28,6 +32,7 @@ fn knobs_from(inp: &mut Input) -> Knobs {
         level1_size_bytes: [4096, 65536][inp.u8() as usize % 2],
         table_size_bytes: [1024, 16384][inp.u8() as usize % 2],
         tombstone_grace_ms: [0, 1000, 3_600_000][inp.u8() as usize % 3],
+        manual_background: inp.u8() % 2 == 1,
         ..Knobs::default()
     }
 }
@@ -35,7 +40,7 @@ fn knobs_from(inp: &mut Input) -> Knobs {
 /// One step from its opcode byte `op` and key, reading any further argument from the input;
 /// `tag` (the step's index) makes written values unique.
 fn step_from(op: u8, key: u32, tag: u32, inp: &mut Input) -> Step {
-    match op % 26 {
+    match op % 28 {
         0..=5 => Step::Put {
             key,
             len: u32::from(inp.u8()) * 4,
@@ -89,6 +94,31 @@ fn step_from(op: u8, key: u32, tag: u32, inp: &mut Input) -> Step {
             }
         }
         24 => Step::RawScan,
+        // Several writers queued at once, sharing commit groups: the interleaving of writers
+        // at the group-commit queue, chosen by the fuzzer.
+        25 => Step::Group {
+            writes: (0..2 + inp.u8() % 7)
+                .map(|_| {
+                    let b = inp.u8();
+                    let ops = vec![(u32::from(b % 32), (b & 0x20 == 0).then_some(24))];
+                    (ops, b & 0x80 != 0)
+                })
+                .collect(),
+            tag,
+        },
+        26 => match inp.u8() % 3 {
+            0 => Step::TableWriteFault {
+                misdirect: op & 0x80 != 0,
+            },
+            1 => Step::LatentReadError {
+                reads: 1 + u32::from(op >> 6),
+            },
+            _ => Step::FlipNewestEdit {
+                offset: u32::from(inp.u16()),
+                bit: inp.u8() % 8,
+                power: op & 0x80 != 0,
+            },
+        },
         _ => {
             if op & 0x80 != 0 {
                 Step::DiskFull {
