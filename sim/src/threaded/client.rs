@@ -6,6 +6,7 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sedimentdb::{Db, Error, WriteBatch, WriteOptions};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One write of a client: its operations (`None` deletes) in order.
 #[derive(Debug, Clone)]
@@ -13,6 +14,8 @@ pub(super) struct ClientWrite {
     pub ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     /// False if the call failed: the write may or may not have happened.
     pub acknowledged: bool,
+    /// Its place in the order of acknowledgements across every thread (1 for the first).
+    pub ack_no: u64,
 }
 
 /// What a client thread did, in its own order.
@@ -22,6 +25,11 @@ pub(super) struct ClientLog {
     /// Writes `..durable` had to survive any crash: the last synced write, or the last write
     /// before a `sync` that returned `Ok`, and everything before it.
     pub durable: usize,
+    /// The latest point in the global order of acknowledgements that a synced write or `sync`
+    /// of this thread made durable for every thread: a synced write's fsync covers every WAL
+    /// record before its own, so every write acknowledged before the call began (`ack_no` at or
+    /// below this) is durable too.
+    pub durable_for_all: u64,
 }
 
 fn key(thread: usize, k: u64) -> Vec<u8> {
@@ -41,6 +49,7 @@ pub(super) fn run_client(
     ops: usize,
     db: &Db,
     fs: &SimFs,
+    acks: &AtomicU64,
 ) -> Result<ClientLog, String> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (0x636c_6965_6e74 << 8) ^ thread as u64);
     let mut below = move |n: u64| rng.next_u64() % n;
@@ -70,8 +79,12 @@ pub(super) fn run_client(
             continue;
         }
         if below(10) == 0 {
+            let began = acks.load(Ordering::SeqCst);
             match db.sync() {
-                Ok(()) => log.durable = log.writes.len(),
+                Ok(()) => {
+                    log.durable = log.writes.len();
+                    log.durable_for_all = log.durable_for_all.max(began);
+                }
                 Err(e) => return accept(e, fs, thread).map(|()| log),
             }
             continue;
@@ -90,8 +103,10 @@ pub(super) fn run_client(
             }
         }
         let sync = below(3) != 0;
+        let began = acks.load(Ordering::SeqCst);
         match db.write(b, &WriteOptions { sync }) {
             Ok(()) => {
+                let ack_no = acks.fetch_add(1, Ordering::SeqCst) + 1;
                 for (k, v) in &wops {
                     match v {
                         Some(v) => mine.insert(k.clone(), v.clone()),
@@ -101,9 +116,11 @@ pub(super) fn run_client(
                 log.writes.push(ClientWrite {
                     ops: wops,
                     acknowledged: true,
+                    ack_no,
                 });
                 if sync {
                     log.durable = log.writes.len();
+                    log.durable_for_all = log.durable_for_all.max(began);
                 }
             }
             Err(e @ Error::ReadOnly { .. }) => return accept(e, fs, thread).map(|()| log),
@@ -111,6 +128,7 @@ pub(super) fn run_client(
                 log.writes.push(ClientWrite {
                     ops: wops,
                     acknowledged: false,
+                    ack_no: u64::MAX,
                 });
                 return accept(e, fs, thread).map(|()| log);
             }

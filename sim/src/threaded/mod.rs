@@ -160,6 +160,8 @@ fn run_once(seed: u64) -> Result<ThreadedSummary, String> {
     let db = Db::open_with(world.env(), DB_DIR, plan.opts.clone())
         .map_err(|e| fail(format!("first open failed: {e}")))?;
     let db = Arc::new(db);
+    // The order of acknowledgements across the clients (a std atomic: not a scheduling point).
+    let acks = Arc::new(std::sync::atomic::AtomicU64::new(0));
     if let Some((calls, _)) = plan.crash_at {
         world.fs.die_after_calls(calls);
     }
@@ -174,10 +176,10 @@ fn run_once(seed: u64) -> Result<ThreadedSummary, String> {
     }
     let mut handles = Vec::new();
     for t in 0..plan.clients {
-        let (db, fs) = (db.clone(), world.fs.clone());
+        let (db, fs, acks) = (db.clone(), world.fs.clone(), acks.clone());
         let ops = plan.ops_per_client;
         handles.push(shuttle::thread::spawn(move || {
-            run_client(seed, t, ops, &db, &fs)
+            run_client(seed, t, ops, &db, &fs, &acks)
         }));
     }
     // Every client is joined before any error returns: a thread left running would drop its
