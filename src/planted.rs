@@ -55,6 +55,9 @@ pub enum Bug {
     DropTombstonesAtNonBottomLevel,
     /// Compaction deletes its input tables before its manifest edit is durable.
     DeleteInputsBeforeManifestDurable,
+    /// Install a compaction's result on the version the compaction read, not the current one,
+    /// forgetting a table a concurrent flush added meanwhile.
+    InstallOnStaleVersion,
     /// Remove an obsolete table's file while a reader (a scan) still holds the table.
     RemoveTablesHeldByReaders,
     /// Compaction keeps the oldest version of a key instead of the newest.
@@ -64,7 +67,7 @@ pub enum Bug {
 impl Bug {
     /// Every planted bug.
     #[cfg_attr(not(feature = "planted-bugs"), allow(dead_code))]
-    pub const ALL: [Bug; 24] = [
+    pub const ALL: [Bug; 25] = [
         Bug::AckBeforeWalSync,
         Bug::RetryFailedFsync,
         Bug::SkipWalSyncAtRotation,
@@ -87,6 +90,7 @@ impl Bug {
         Bug::DropTombstonesIgnoringGrace,
         Bug::DropTombstonesAtNonBottomLevel,
         Bug::DeleteInputsBeforeManifestDurable,
+        Bug::InstallOnStaleVersion,
         Bug::RemoveTablesHeldByReaders,
         Bug::PreferOlderVersion,
     ];

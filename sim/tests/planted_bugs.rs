@@ -10,6 +10,11 @@ use sedimentdb_sim::runner::{run_seed, FailureKind};
 /// Seeds each bug may take before the simulator must have found it.
 const BOUND: u64 = 500;
 
+/// Bugs only threads reach (a flush that runs while a compaction does): the threaded seeds
+/// find them (`sim/tests/threaded.rs`, built with `--cfg shuttle`), the single-threaded ones
+/// cannot, so they are not run here.
+const THREADED_ONLY: [Bug; 1] = [Bug::InstallOnStaleVersion];
+
 /// The failure kinds that prove `bug`: what its first failing seed must report.
 fn proving_kinds(bug: Bug) -> &'static [FailureKind] {
     use FailureKind::*;
@@ -45,6 +50,8 @@ fn proving_kinds(bug: Bug) -> &'static [FailureKind] {
         }
         // A reader hits a removed file: an I/O error no fault explains.
         Bug::RemoveTablesHeldByReaders => &[UnexpectedError],
+        // A flushed table forgotten by the version: its writes vanish, or its file is an orphan.
+        Bug::InstallOnStaleVersion => &[LostWrite, WrongRead, NotAPrefix, TableFiles],
     }
 }
 
@@ -60,7 +67,7 @@ fn first_failure(bug: Bug) -> Option<(u64, FailureKind)> {
 fn every_planted_bug_is_found() {
     let mut table = Vec::new();
     let mut survivors = Vec::new();
-    for bug in Bug::ALL {
+    for bug in Bug::ALL.into_iter().filter(|b| !THREADED_ONLY.contains(b)) {
         let found = first_failure(bug);
         table.push(format!(
             "| {bug:?} | {} |",

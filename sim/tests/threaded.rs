@@ -53,6 +53,7 @@ fn threaded_seeds_find_the_concurrency_plants() {
         Bug::AckBeforeWalSync,
         Bug::DeleteWalBeforeTableDurable,
         Bug::RemoveTablesHeldByReaders,
+        Bug::InstallOnStaleVersion,
     ] {
         plant(Some(bug));
         let found = (0..500).find(|&s| run_threaded_seed(s).is_err());

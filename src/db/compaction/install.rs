@@ -10,10 +10,12 @@ use crate::planted::{self, Bug};
 use crate::sstable::Table;
 use crate::stats::Counters;
 use crate::sync::{self, Arc, Ordering};
+use crate::version::Version;
 
 pub(super) fn install(
     shared: &Shared,
     c: Compaction,
+    read: &Version,
     outputs: Vec<Arc<Table>>,
     outcome: Outcome,
 ) -> Result<()> {
@@ -48,7 +50,14 @@ pub(super) fn install(
         manifest.append(&edit)?;
     }
     shared.install(|sv| {
-        sv.version = Arc::new(sv.version.apply(&removed, c.output_level, outputs));
+        // The edit applies to the version as it is now: a flush may have added a level-0 table
+        // since the compaction read `read`.
+        let base = if planted::active(Bug::InstallOnStaleVersion) {
+            read
+        } else {
+            &sv.version
+        };
+        sv.version = Arc::new(base.apply(&removed, c.output_level, outputs));
     });
     let counters = &shared.counters;
     Counters::add(&counters.compactions, 1);

@@ -140,7 +140,7 @@ fn run(shared: &Shared, c: Compaction, v: &Version) -> Result<Outcome> {
         input_bytes: c.all_inputs().map(|t| t.meta().size_bytes).sum(),
         output_bytes: outputs.iter().map(|t| t.meta().size_bytes).sum(),
     };
-    install::install(shared, c, outputs, outcome)?;
+    install::install(shared, c, v, outputs, outcome)?;
     Ok(outcome)
 }
 
