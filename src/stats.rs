@@ -38,6 +38,9 @@ pub struct Stats {
     pub recovered_torn_bytes: u64,
     /// WALs holding records that the last open replayed.
     pub recovered_wals: u64,
+    /// Flushes that finished while a compaction was running (with `Background::Threads` and
+    /// its separate flush and compaction threads).
+    pub flushes_during_compaction: u64,
     /// Commit groups by the number of writes they held: 1, 2, 3 to 4, and 5 or more.
     pub commit_groups_by_size: [u64; 4],
     /// Times a writer waited for a flush or compaction to make room (or, under
@@ -83,6 +86,7 @@ pub(crate) struct Counters {
     pub recovered_wals: AtomicU64,
     pub write_stalls: AtomicU64,
     pub commit_groups_by_size: [AtomicU64; 4],
+    pub flushes_during_compaction: AtomicU64,
     pub obsolete_file_errors: AtomicU64,
     pub compactions: AtomicU64,
     pub tombstones_dropped: AtomicU64,

@@ -184,6 +184,10 @@ impl Threaded {
         println!("WALs replayed:      {}", t.wals_replayed);
         println!("write stalls:       {}", t.write_stalls);
         println!("flushes:            {}", t.flushes);
+        println!(
+            "flushes racing a compaction: {}",
+            t.flushes_during_compaction
+        );
         println!("compactions:        {}", t.compactions);
         println!("filesystem calls:   {}", t.fs_calls);
         println!("endings:");

@@ -31,6 +31,25 @@ fn threaded_seeds_keep_every_write_they_must() {
         }
     }
     println!("{total:#?}\nendings: {endings:?}");
+    // The races the threaded runs exist for must be reached, or the run proved nothing.
+    assert!(
+        total.groups_by_size[2] + total.groups_by_size[3] > 0,
+        "no commit group of 3 or more"
+    );
+    assert!(
+        total.flushes_during_compaction > 0,
+        "no flush raced a compaction"
+    );
+    assert!(total.wals_replayed > 0, "no WAL replayed");
+    assert!(total.write_stalls > 0, "no writer stalled");
+    for ending in [
+        "clean close",
+        "crash point: power loss",
+        "crash point: process crash",
+        "power loss after close",
+    ] {
+        assert!(endings.contains_key(ending), "no run ended in {ending}");
+    }
 }
 
 #[test]
@@ -54,6 +73,7 @@ fn threaded_seeds_find_the_concurrency_plants() {
         Bug::DeleteWalBeforeTableDurable,
         Bug::RemoveTablesHeldByReaders,
         Bug::InstallOnStaleVersion,
+        Bug::SkipReadChecksum,
     ] {
         plant(Some(bug));
         let found = (0..500).find(|&s| run_threaded_seed(s).is_err());

@@ -116,6 +116,13 @@ pub(crate) fn flush_oldest(shared: &Shared) -> Result<bool> {
         }
     });
     Counters::add(&shared.counters.flushes, 1);
+    if shared
+        .compactions_running
+        .load(crate::sync::Ordering::SeqCst)
+        > 0
+    {
+        Counters::add(&shared.counters.flushes_during_compaction, 1);
+    }
     // The manifest no longer needs this WAL. A failed removal is retried at the next open.
     if shared.env.fs.remove_file(&wal).is_err() {
         Counters::add(&shared.counters.obsolete_file_errors, 1);

@@ -80,6 +80,7 @@ pub(crate) fn stats(shared: &Shared) -> Stats {
         recovered_torn_bytes: Counters::get(&c.recovered_torn_bytes),
         recovered_wals: Counters::get(&c.recovered_wals),
         write_stalls: Counters::get(&c.write_stalls),
+        flushes_during_compaction: Counters::get(&c.flushes_during_compaction),
         commit_groups_by_size: c.commit_groups_by_size.each_ref().map(Counters::get),
         read_only_cause: shared.read_only_cause(),
         obsolete_file_errors: Counters::get(&c.obsolete_file_errors),

@@ -110,6 +110,8 @@ pub(crate) struct Shared {
     pub obsolete: Mutex<Vec<Arc<Table>>>,
     pub counters: Counters,
     closed: AtomicBool,
+    /// Compactions running now (a flush that finishes meanwhile counts as racing one).
+    pub compactions_running: AtomicU64,
 }
 
 /// What opening hands over to build the shared state.
@@ -147,6 +149,7 @@ impl Shared {
             obsolete: Mutex::new(Vec::new()),
             counters: Counters::default(),
             closed: AtomicBool::new(false),
+            compactions_running: AtomicU64::new(0),
         }
     }
 

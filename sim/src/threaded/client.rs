@@ -137,12 +137,14 @@ pub(super) fn run_client(
     Ok(log)
 }
 
-/// An error a client may meet: a read-only refusal, or an I/O error once a fault fired.
+/// An error a client may meet: a read-only refusal, an I/O error once a fault fired, or
+/// corruption once a bit was flipped.
 fn accept(e: Error, fs: &SimFs, thread: usize) -> Result<(), String> {
     let faulted = fs.is_dead() || fs.stats().injected.values().sum::<u64>() > 0;
     match e {
         Error::ReadOnly { .. } => Ok(()),
         Error::Io { .. } if faulted => Ok(()),
+        Error::Corruption { .. } if super::flipped(fs) => Ok(()),
         e => Err(format!(
             "client thread {thread} got an error no injected fault explains: {e}"
         )),

@@ -39,6 +39,8 @@ pub struct ThreadedSummary {
     pub wals_replayed: u64,
     pub write_stalls: u64,
     pub flushes: u64,
+    /// Flushes that finished while a compaction ran (a probe: the race is reached).
+    pub flushes_during_compaction: u64,
     pub compactions: u64,
     /// How the run ended: "clean close", "power loss after close", "crash point: power loss",
     /// "crash point: process crash".
@@ -60,6 +62,7 @@ impl ThreadedSummary {
         }
         self.wals_replayed += o.wals_replayed;
         self.write_stalls += o.write_stalls;
+        self.flushes_during_compaction += o.flushes_during_compaction;
         self.flushes += o.flushes;
         self.compactions += o.compactions;
         for (k, v) in &o.injected {
@@ -83,6 +86,8 @@ struct Plan {
     append_failure: Option<usize>,
     /// Only this many bytes fit on the disk (from the first client write on).
     quota_bytes: Option<u64>,
+    /// A chaos thread flips a bit in a table's durable bytes after yielding this many times.
+    flip_after_yields: Option<u32>,
     /// After a clean close: cut the power before reopening.
     power_loss_after_close: bool,
 }
@@ -112,7 +117,9 @@ fn plan(seed: u64) -> Plan {
     };
     let append_failure = (below(6) == 0).then(|| below(100) as usize);
     let quota_bytes = (below(8) == 0).then(|| 20_000 + below(60_000));
+    let flip_after_yields = (below(6) == 0).then(|| below(400) as u32);
     Plan {
+        flip_after_yields,
         append_failure,
         quota_bytes,
         clients,
@@ -174,6 +181,10 @@ fn run_once(seed: u64) -> Result<ThreadedSummary, String> {
     if let Some(q) = plan.quota_bytes {
         world.fs.set_quota(Some(world.fs.used_bytes() + q));
     }
+    let chaos = plan.flip_after_yields.map(|n| {
+        let fs = world.fs.clone();
+        shuttle::thread::spawn(move || flip_a_table_bit(&fs, seed, n))
+    });
     let mut handles = Vec::new();
     for t in 0..plan.clients {
         let (db, fs, acks) = (db.clone(), world.fs.clone(), acks.clone());
@@ -185,6 +196,9 @@ fn run_once(seed: u64) -> Result<ThreadedSummary, String> {
     // Every client is joined before any error returns: a thread left running would drop its
     // `Db` outside the scheduler.
     let joined: Vec<_> = handles.into_iter().map(|h| h.join()).collect();
+    if let Some(c) = chaos {
+        let _ = c.join();
+    }
     let mut logs: Vec<ClientLog> = Vec::new();
     for j in joined {
         logs.push(j.map_err(|_| fail("a client thread panicked".into()))??);
@@ -221,10 +235,34 @@ fn run_once(seed: u64) -> Result<ThreadedSummary, String> {
             background: Background::Inline,
             ..plan.opts.clone()
         },
-    )
-    .map_err(|e| fail(format!("reopen after \"{ending}\" failed: {e}")))?;
-    oracle::check(&reopened, &logs, power_lost)
-        .map_err(|e| fail(format!("after {ending}: {e}")))?;
+    );
+    let reopened = match reopened {
+        Ok(db) => db,
+        // The flipped bit was found: reported, never served. The run ends there.
+        Err(e) if e.is_corruption() && flipped(&world.fs) => {
+            return Ok(summary(
+                &world,
+                &plan,
+                &st,
+                0,
+                "corruption detected at open",
+            ))
+        }
+        Err(e) => return Err(fail(format!("reopen after \"{ending}\" failed: {e}"))),
+    };
+    match oracle::check(&reopened, &logs, power_lost) {
+        Ok(()) => {}
+        Err(e) if e.contains("corruption") && flipped(&world.fs) => {
+            return Ok(summary(
+                &world,
+                &plan,
+                &st,
+                0,
+                "corruption detected on read",
+            ))
+        }
+        Err(e) => return Err(fail(format!("after {ending}: {e}"))),
+    }
     let tables = world
         .fs
         .names(Path::new(DB_DIR))
@@ -239,14 +277,26 @@ fn run_once(seed: u64) -> Result<ThreadedSummary, String> {
     }
     let wals_replayed = reopened.stats().recovered_wals;
     drop(reopened);
+    Ok(summary(&world, &plan, &st, wals_replayed, ending))
+}
+
+/// What a run did, from the first `Db`'s stats and the filesystem's.
+fn summary(
+    world: &World,
+    plan: &Plan,
+    st: &sedimentdb::Stats,
+    wals_replayed: u64,
+    ending: &str,
+) -> ThreadedSummary {
     let fs_stats = world.fs.stats();
-    Ok(ThreadedSummary {
+    ThreadedSummary {
         client_threads: plan.clients as u64,
         writes: st.writes,
         wal_records: st.wal_records,
         groups_by_size: st.commit_groups_by_size,
         wals_replayed,
         write_stalls: st.write_stalls,
+        flushes_during_compaction: st.flushes_during_compaction,
         flushes: st.flushes,
         compactions: st.compactions,
         ending: ending.into(),
@@ -257,7 +307,39 @@ fn run_once(seed: u64) -> Result<ThreadedSummary, String> {
             .collect(),
         trace_hash: fs_stats.trace_hash,
         fs_calls: fs_stats.calls,
-    })
+    }
+}
+
+/// True once a bit was flipped in this run.
+fn flipped(fs: &crate::SimFs) -> bool {
+    fs.stats().injected.contains_key("bit flip")
+}
+
+/// The chaos thread: lets the others run `yields` times, then flips one bit somewhere in the
+/// durable bytes of one table file (if any exists by then).
+fn flip_a_table_bit(fs: &crate::SimFs, seed: u64, yields: u32) {
+    for _ in 0..yields {
+        shuttle::thread::yield_now();
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x666c_6970_0000_0000);
+    let tables: Vec<String> = fs
+        .names(Path::new(DB_DIR))
+        .into_iter()
+        .filter(|n| n.ends_with(".sst"))
+        .collect();
+    if tables.is_empty() {
+        return;
+    }
+    let name = &tables[rng.next_u64() as usize % tables.len()];
+    let path = Path::new(DB_DIR).join(name);
+    let len = fs.durable_len(&path).unwrap_or(0);
+    if len > 0 {
+        fs.flip_bit(
+            &path,
+            rng.next_u64() as usize % len,
+            (rng.next_u64() % 8) as u8,
+        );
+    }
 }
 
 /// A power loss (what survives drawn from the seed) or a process crash.

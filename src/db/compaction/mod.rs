@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::iter::{MergingIter, Source};
 use crate::planted::{self, Bug};
 use crate::sstable::{Table, TableBuilder, TableIter};
-use crate::sync::{self, Arc};
+use crate::sync::{self, Arc, Ordering};
 use crate::version::{TableInfo, Version, NUM_LEVELS};
 pub(crate) use merge::{Merge, Rule};
 pub(crate) use pick::into_next_level;
@@ -111,6 +111,13 @@ pub(crate) struct Outcome {
 /// Runs one compaction: merge, write outputs, one manifest edit, install, and removal of the
 /// inputs once no reader holds them.
 fn run(shared: &Shared, c: Compaction, v: &Version) -> Result<Outcome> {
+    shared.compactions_running.fetch_add(1, Ordering::SeqCst);
+    let r = merge_and_install(shared, c, v);
+    shared.compactions_running.fetch_sub(1, Ordering::SeqCst);
+    r
+}
+
+fn merge_and_install(shared: &Shared, c: Compaction, v: &Version) -> Result<Outcome> {
     let sources = c
         .all_inputs()
         .map(|t| Source::Table(Box::new(TableIter::new(t.clone()))))
