@@ -85,3 +85,13 @@ fn threaded_seeds_find_the_concurrency_plants() {
         assert!(found.is_some(), "{bug:?} survived 500 threaded seeds");
     }
 }
+
+/// The fuzzer's twin: random bytes choose the plan and every scheduling decision (bolero,
+/// seeded by `BOLERO_RANDOM_SEED` from `.cargo/config.toml`).
+#[test]
+fn byte_driven_schedules_keep_every_write_they_must() {
+    bolero::check!()
+        .with_iterations(200)
+        .with_max_len(2048)
+        .for_each(|data: &[u8]| sedimentdb_sim::harness::threaded_schedule(data));
+}

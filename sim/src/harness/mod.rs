@@ -22,6 +22,16 @@ pub use sedimentdb::internals::MemFile;
 pub use sstable_open_and_read::sstable_open_and_read;
 pub use wal_replay::wal_replay;
 
+/// `threaded_schedule` (built with `--cfg shuttle`): the fuzzer's bytes pick a threaded run's
+/// plan (the first 8) and its thread interleaving (the rest, one byte a scheduling point),
+/// checked by the threaded oracle.
+#[cfg(shuttle)]
+pub fn threaded_schedule(data: &[u8]) {
+    if let Err(f) = crate::threaded::run_threaded_bytes(data) {
+        panic!("{f}");
+    }
+}
+
 use sedimentdb::Error;
 
 /// Reads structured choices from fuzzer bytes; past the end every read is zero.

@@ -13,6 +13,7 @@
 
 mod client;
 mod oracle;
+mod schedule;
 
 use crate::{SyncFailure, World};
 use client::{run_client, ClientLog};
@@ -137,15 +138,41 @@ pub fn run_threaded_seed(seed: u64) -> Result<ThreadedSummary, String> {
         .unwrap_or_else(|| Err(format!("threaded seed {seed}: the run did not finish")))
 }
 
+/// Runs a threaded run whose plan and client operations come from the first 8 bytes of `data`
+/// and whose thread schedule comes from the rest: each byte picks the next thread to run at a
+/// scheduling point (then a seeded RNG takes over). For coverage-guided fuzzing of schedules.
+pub fn run_threaded_bytes(data: &[u8]) -> Result<ThreadedSummary, String> {
+    let mut head = [0u8; 8];
+    let n = data.len().min(8);
+    head[..n].copy_from_slice(&data[..n]);
+    let seed = u64::from_le_bytes(head);
+    let scheduler = schedule::BytesScheduler::new(data.get(8..).unwrap_or(&[]).to_vec(), seed);
+    run_with(scheduler, move || run_once(seed)).unwrap_or_else(|| {
+        Err(format!(
+            "threaded bytes (seed {seed}): the run did not finish"
+        ))
+    })
+}
+
 /// Runs `f` once under shuttle's random scheduler seeded with `seed` (under `--cfg shuttle`
 /// every engine primitive must run inside such an execution), returning what it returned.
 pub fn under_scheduler<T: Send + 'static>(
     seed: u64,
     f: impl Fn() -> T + Send + Sync + 'static,
 ) -> Option<T> {
+    run_with(
+        shuttle::scheduler::RandomScheduler::new_from_seed(seed, 1),
+        f,
+    )
+}
+
+/// Runs `f` once under `scheduler`.
+fn run_with<T: Send + 'static>(
+    scheduler: impl shuttle::scheduler::Scheduler + 'static,
+    f: impl Fn() -> T + Send + Sync + 'static,
+) -> Option<T> {
     let out: Arc<Mutex<Option<T>>> = Arc::new(Mutex::new(None));
     let slot = out.clone();
-    let scheduler = shuttle::scheduler::RandomScheduler::new_from_seed(seed, 1);
     let mut config = shuttle::Config::new();
     config.stack_size = 4 << 20;
     config.silence_warnings = true;
