@@ -74,6 +74,7 @@ fn threaded_seeds_find_the_concurrency_plants() {
         Bug::RemoveTablesHeldByReaders,
         Bug::InstallOnStaleVersion,
         Bug::SkipReadChecksum,
+        Bug::SkipWalSyncAtRotation,
     ] {
         plant(Some(bug));
         let found = (0..500).find(|&s| run_threaded_seed(s).is_err());

@@ -16,6 +16,9 @@ pub(super) struct ClientWrite {
     pub acknowledged: bool,
     /// Its place in the order of acknowledgements across every thread (1 for the first).
     pub ack_no: u64,
+    /// How many writes (of any thread) were acknowledged when this one began: each of them
+    /// precedes it in the WAL.
+    pub began: u64,
 }
 
 /// What a client thread did, in its own order.
@@ -117,6 +120,7 @@ pub(super) fn run_client(
                     ops: wops,
                     acknowledged: true,
                     ack_no,
+                    began,
                 });
                 if sync {
                     log.durable = log.writes.len();
@@ -129,6 +133,7 @@ pub(super) fn run_client(
                     ops: wops,
                     acknowledged: false,
                     ack_no: u64::MAX,
+                    began,
                 });
                 return accept(e, fs, thread).map(|()| log);
             }

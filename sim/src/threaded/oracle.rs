@@ -23,6 +23,8 @@ pub(super) fn check(db: &Db, logs: &[ClientLog], power_lost: bool) -> Result<(),
     let all = all.map_err(|e| format!("the full scan failed: {e}"))?;
     // Durable for every thread: what any thread's synced write or sync covered.
     let durable_for_all = logs.iter().map(|l| l.durable_for_all).max().unwrap_or(0);
+    // Per thread, the fewest and the most of its writes the recovered state can hold.
+    let mut kept: Vec<(usize, usize)> = Vec::with_capacity(logs.len());
     for (t, log) in logs.iter().enumerate() {
         let prefix = format!("t{t}-").into_bytes();
         let actual: Kv = all
@@ -44,15 +46,16 @@ pub(super) fn check(db: &Db, logs: &[ClientLog], power_lost: bool) -> Result<(),
             acknowledged
         };
         let mut state = Kv::new();
-        let mut matched = must == 0 && actual.is_empty();
+        let mut range: Option<(usize, usize)> = (must == 0 && actual.is_empty()).then_some((0, 0));
         for (i, w) in log.writes.iter().enumerate() {
             apply(&mut state, w);
             if i + 1 >= must && state == actual {
-                matched = true;
-                break;
+                range = Some(range.map_or((i + 1, i + 1), |(lo, _)| (lo, i + 1)));
             }
         }
-        if !matched {
+        if let Some(r) = range {
+            kept.push(r);
+        } else {
             let want =
                 log.writes[..must.min(log.writes.len())]
                     .iter()
@@ -80,6 +83,30 @@ pub(super) fn check(db: &Db, logs: &[ClientLog], power_lost: bool) -> Result<(),
                 log.writes.len(),
                 log.durable
             ));
+        }
+    }
+    // One WAL, one order: a write that survived was preceded in the WAL by every write
+    // acknowledged before it began, in every thread, so those survived too (no hole across
+    // threads). Checked leniently: the last write a thread must have kept against the most
+    // each other thread can have kept.
+    for (b, log) in logs.iter().enumerate() {
+        let Some(last) = kept[b].0.checked_sub(1).map(|i| &log.writes[i]) else {
+            continue;
+        };
+        for (a, other) in logs.iter().enumerate() {
+            let before = other
+                .writes
+                .iter()
+                .take_while(|w| w.acknowledged && w.ack_no <= last.began)
+                .count();
+            if before > kept[a].1 {
+                return Err(format!(
+                    "a hole across threads: client thread {b} kept a write that began after \
+                     {before} writes of thread {a} were acknowledged, but thread {a} kept at \
+                     most {}",
+                    kept[a].1
+                ));
+            }
         }
     }
     Ok(())
