@@ -141,3 +141,31 @@ fn regression_seed_94_failed_group_is_one_record() {
         panic!("{f}");
     }
 }
+
+/// Seed 7 (rebuilt by hand): an fsync fails and drops its pages, so the WAL writer has failed
+/// and an unsynced acknowledged write is not durable. `close` used to return `Ok` anyway,
+/// promising what it could not keep: a power loss after that close lost the write. It now
+/// returns `ReadOnly` naming the failure, and the reopen happens without a power loss.
+#[test]
+fn regression_close_after_a_failed_wal_reports_it() {
+    let knobs = Knobs::default();
+    let steps = vec![
+        Step::Put {
+            key: 1,
+            len: 10,
+            tag: 0,
+            sync: false,
+        },
+        Step::FailSync { drop_pages: true },
+        Step::Put {
+            key: 2,
+            len: 10,
+            tag: 1,
+            sync: true,
+        },
+        Step::Reopen,
+    ];
+    if let Err(f) = run_steps(7, &knobs, &steps) {
+        panic!("{f}");
+    }
+}
