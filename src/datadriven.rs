@@ -180,18 +180,28 @@ fn show_entry(ikey: &[u8], value: &[u8]) -> String {
             p.seq,
             key::deletion_time(value).expect("8 bytes")
         ),
+        Kind::RangeDelete => format!("{k}#{},RANGEDEL", p.seq),
     }
 }
 
 fn run_merge(c: &Case) -> Vec<String> {
     let v = version(&c.input);
     let num = |n: &str| arg(&c.args, n).map_or(0, |v| v.parse::<u64>().expect("number"));
-    let mut merge = Merge::new(Rule {
-        version: &v,
-        output_level: num("output") as usize,
-        now_ms: num("now"),
-        grace_ms: num("grace"),
+    // `snapshots=3,7`: the live snapshots' sequence numbers.
+    let snapshots: Vec<u64> = arg(&c.args, "snapshots").map_or(Vec::new(), |s| {
+        s.split(',').map(|n| n.parse().expect("number")).collect()
     });
+    let no_ranges = crate::rangedel::Fragments::default();
+    let mut merge = Merge::new(
+        Rule {
+            version: &v,
+            output_level: num("output") as usize,
+            now_ms: num("now"),
+            grace_ms: num("grace"),
+        },
+        &snapshots,
+        &no_ranges,
+    );
     let mut entries: Vec<(Vec<u8>, Vec<u8>)> = c
         .input
         .iter()
@@ -209,8 +219,8 @@ fn run_merge(c: &Case) -> Vec<String> {
             .offer(k, v, || (PathBuf::from("case"), 0), &mut emit)
             .expect("merge");
     }
-    let dropped = merge.finish(&mut emit).expect("finish");
-    out.push(format!("tombstones dropped: {dropped}"));
+    let merge = merge.finish(&mut emit).expect("finish");
+    out.push(format!("tombstones dropped: {}", merge.tombstones_dropped));
     out
 }
 

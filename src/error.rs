@@ -52,6 +52,10 @@ pub enum Error {
     /// Every sequence number (56 bits) is used: `last` is the newest, `wanted` how many more
     /// this write needed. Nothing was written.
     SequenceExhausted { last: u64, wanted: u64 },
+    /// The directory holds a checkpoint that was never completed (a crash or an error
+    /// interrupted [`crate::Db::checkpoint`]): it is not a consistent copy. Delete it and take
+    /// the checkpoint again.
+    IncompleteCheckpoint { dir: PathBuf },
     /// The database was closed.
     Closed,
 }
@@ -123,7 +127,7 @@ impl fmt::Display for Error {
                 supported,
             } => write!(
                 f,
-                "{} has format version {found}, this build reads only version {supported}",
+                "{} has format version {found}, this build reads versions up to {supported}",
                 file.display()
             ),
             Error::ReadOnly { cause } => write!(
@@ -135,6 +139,12 @@ impl fmt::Display for Error {
                 "sequence numbers exhausted: the newest is {last} and this write needs {wanted} \
                  more, past the 56-bit limit {}",
                 crate::key::SEQ_MAX
+            ),
+            Error::IncompleteCheckpoint { dir } => write!(
+                f,
+                "{} holds an incomplete checkpoint (it was interrupted before it finished); \
+                 delete it and take the checkpoint again",
+                dir.display()
             ),
             Error::Closed => write!(f, "database is closed"),
         }

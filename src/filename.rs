@@ -7,6 +7,8 @@
 //! MANIFEST-NNNNNN   manifest number N
 //! CURRENT           names the live manifest; CURRENT.tmp is its replacement being written
 //! LOCK              held by the open Db
+//! CHECKPOINT-PENDING  a checkpoint being written here; while it exists the directory does not
+//!                     open (`docs/format/manifest.md`)
 //! ```
 
 /// Name of the pointer file that names the live manifest.
@@ -15,6 +17,8 @@ pub const CURRENT: &str = "CURRENT";
 pub const CURRENT_TMP: &str = "CURRENT.tmp";
 /// Name of the lock file.
 pub const LOCK: &str = "LOCK";
+/// Name of the marker of a checkpoint not yet complete.
+pub const CHECKPOINT_PENDING: &str = "CHECKPOINT-PENDING";
 
 const WAL_SUFFIX: &str = ".wal";
 const TABLE_SUFFIX: &str = ".sst";
@@ -44,6 +48,7 @@ pub enum FileKind {
     Current,
     CurrentTmp,
     Lock,
+    CheckpointPending,
 }
 
 impl FileKind {
@@ -76,6 +81,7 @@ pub fn parse(name: &str) -> Option<FileKind> {
         CURRENT => Some(FileKind::Current),
         CURRENT_TMP => Some(FileKind::CurrentTmp),
         LOCK => Some(FileKind::Lock),
+        CHECKPOINT_PENDING => Some(FileKind::CheckpointPending),
         _ => None,
     }
 }

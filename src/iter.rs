@@ -1,9 +1,10 @@
-//! The merging iterator behind `scan`: one ordered stream over the memtables and tables,
-//! newest version first for each key.
+//! The merging iterator behind scans and cursors: one ordered stream over the memtables and
+//! tables, newest version first for each key, movable in both directions.
 
 use crate::error::Result;
 use crate::filename::wal_name;
 use crate::memtable::{Memtable, OwnedEntry};
+use crate::planted::{self, Bug};
 use crate::sstable::TableIter;
 use std::ops::Bound;
 use std::path::PathBuf;
@@ -12,17 +13,21 @@ use std::sync::Arc;
 /// Entries fetched from a memtable at a time.
 const MEM_CHUNK_ENTRIES: usize = 64;
 
-/// An ordered stream of (encoded internal key, value).
+/// An ordered stream of (encoded internal key, value), movable both ways.
 pub(crate) enum Source {
     Mem(MemSource),
     Table(Box<TableIter>),
 }
 
+/// A memtable read in chunks: `buf` holds consecutive entries in ascending order.
 pub(crate) struct MemSource {
     mem: Arc<Memtable>,
     buf: Vec<OwnedEntry>,
     idx: usize,
-    exhausted: bool,
+    valid: bool,
+    /// Whether the memtable may hold entries after / before the buffer.
+    more_after: bool,
+    more_before: bool,
 }
 
 impl MemSource {
@@ -31,25 +36,64 @@ impl MemSource {
             mem,
             buf: Vec::new(),
             idx: 0,
-            exhausted: true,
+            valid: false,
+            more_after: false,
+            more_before: false,
         }
     }
 
-    fn fill(&mut self, from: Bound<&[u8]>) {
+    fn fill_forward(&mut self, from: Bound<&[u8]>) {
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
         self.mem.chunk(from, MEM_CHUNK_ENTRIES, &mut buf);
-        self.exhausted = buf.len() < MEM_CHUNK_ENTRIES;
+        self.more_after = buf.len() == MEM_CHUNK_ENTRIES;
+        self.more_before = true;
+        self.valid = !buf.is_empty();
         self.buf = buf;
         self.idx = 0;
+    }
+
+    fn fill_backward(&mut self, before: Option<&[u8]>) {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        self.mem.chunk_back(before, MEM_CHUNK_ENTRIES, &mut buf);
+        buf.reverse();
+        self.more_before = buf.len() == MEM_CHUNK_ENTRIES;
+        self.more_after = true;
+        self.valid = !buf.is_empty();
+        self.idx = buf.len().saturating_sub(1);
+        self.buf = buf;
+    }
+
+    fn next(&mut self) {
+        if self.idx + 1 < self.buf.len() {
+            self.idx += 1;
+        } else if self.more_after {
+            let last = self.buf[self.idx].0.clone();
+            self.fill_forward(Bound::Excluded(&last));
+        } else {
+            self.valid = false;
+        }
+    }
+
+    fn prev(&mut self) {
+        if self.idx > 0 {
+            self.idx -= 1;
+        } else if self.more_before {
+            let first = self.buf[0].0.clone();
+            self.fill_backward(Some(&first));
+        } else {
+            self.valid = false;
+        }
     }
 }
 
 impl Source {
+    /// Moves to the first entry `>= ikey` (the first entry if `None`).
     pub fn seek(&mut self, ikey: Option<&[u8]>) -> Result<()> {
         match self {
             Source::Mem(m) => {
-                m.fill(ikey.map_or(Bound::Unbounded, Bound::Included));
+                m.fill_forward(ikey.map_or(Bound::Unbounded, Bound::Included));
                 Ok(())
             }
             Source::Table(t) => match ikey {
@@ -59,9 +103,20 @@ impl Source {
         }
     }
 
+    /// Moves to the last entry.
+    pub fn seek_to_last(&mut self) -> Result<()> {
+        match self {
+            Source::Mem(m) => {
+                m.fill_backward(None);
+                Ok(())
+            }
+            Source::Table(t) => t.seek_to_last(),
+        }
+    }
+
     pub fn valid(&self) -> bool {
         match self {
-            Source::Mem(m) => m.idx < m.buf.len(),
+            Source::Mem(m) => m.valid,
             Source::Table(t) => t.valid(),
         }
     }
@@ -92,26 +147,40 @@ impl Source {
         }
     }
 
+    /// Moves to the next entry. Only on a valid source.
     pub fn advance(&mut self) -> Result<()> {
         match self {
             Source::Mem(m) => {
-                m.idx += 1;
-                if m.idx >= m.buf.len() && !m.exhausted {
-                    let last = m.buf.last().map(|e| e.0.clone()).unwrap_or_default();
-                    m.fill(Bound::Excluded(&last));
-                }
+                m.next();
                 Ok(())
             }
             Source::Table(t) => t.advance(),
+        }
+    }
+
+    /// Moves to the previous entry. Only on a valid source.
+    pub fn prev(&mut self) -> Result<()> {
+        match self {
+            Source::Mem(m) => {
+                m.prev();
+                Ok(())
+            }
+            Source::Table(t) => t.prev(),
         }
     }
 }
 
 /// Merges sources; on equal keys the source listed first wins (sources are listed newest first,
 /// and internal keys are unique, so this only matters for malformed data).
+///
+/// Moving forward, every source other than the current one is positioned after the current
+/// key; moving backward, before it. A change of direction repositions every other source
+/// first: skipping that is the classic merging-iterator bug, which yields a key twice or skips
+/// one.
 pub(crate) struct MergingIter {
     sources: Vec<Source>,
     current: Option<usize>,
+    forward: bool,
 }
 
 impl MergingIter {
@@ -119,6 +188,7 @@ impl MergingIter {
         MergingIter {
             sources,
             current: None,
+            forward: true,
         }
     }
 
@@ -129,17 +199,33 @@ impl MergingIter {
                 continue;
             }
             best = match best {
-                Some(b) if crate::key::compare(self.sources[b].key(), s.key()).is_le() => Some(b),
-                _ => Some(i),
+                Some(b) => {
+                    let c = crate::key::compare(self.sources[b].key(), s.key());
+                    let keep = if self.forward { c.is_le() } else { c.is_ge() };
+                    Some(if keep { b } else { i })
+                }
+                None => Some(i),
             };
         }
         self.current = best;
     }
 
+    /// Moves to the first entry `>= ikey` (the first entry if `None`).
     pub fn seek(&mut self, ikey: Option<&[u8]>) -> Result<()> {
         for s in &mut self.sources {
             s.seek(ikey)?;
         }
+        self.forward = true;
+        self.pick();
+        Ok(())
+    }
+
+    /// Moves to the last entry.
+    pub fn seek_to_last(&mut self) -> Result<()> {
+        for s in &mut self.sources {
+            s.seek_to_last()?;
+        }
+        self.forward = false;
         self.pick();
         Ok(())
     }
@@ -162,11 +248,55 @@ impl MergingIter {
             .map_or((PathBuf::new(), 0), |i| self.sources[i].origin())
     }
 
+    /// Moves to the next entry.
     pub fn advance(&mut self) -> Result<()> {
-        if let Some(i) = self.current {
-            self.sources[i].advance()?;
-            self.pick();
+        let Some(cur) = self.current else {
+            return Ok(());
+        };
+        if !self.forward {
+            // Every other source is before the current key: put each after it.
+            let key = self.sources[cur].key().to_vec();
+            for (i, s) in self.sources.iter_mut().enumerate() {
+                if i == cur {
+                    continue;
+                }
+                s.seek(Some(&key))?;
+                if s.valid() && crate::key::compare(s.key(), &key).is_eq() {
+                    s.advance()?;
+                }
+            }
+            self.forward = true;
         }
+        self.sources[cur].advance()?;
+        self.pick();
+        Ok(())
+    }
+
+    /// Moves to the previous entry.
+    pub fn prev(&mut self) -> Result<()> {
+        let Some(cur) = self.current else {
+            return Ok(());
+        };
+        if self.forward {
+            // Every other source is after the current key: put each before it.
+            if !planted::active(Bug::ReverseWithoutRepositioning) {
+                let key = self.sources[cur].key().to_vec();
+                for (i, s) in self.sources.iter_mut().enumerate() {
+                    if i == cur {
+                        continue;
+                    }
+                    s.seek(Some(&key))?;
+                    if s.valid() {
+                        s.prev()?;
+                    } else {
+                        s.seek_to_last()?;
+                    }
+                }
+            }
+            self.forward = false;
+        }
+        self.sources[cur].prev()?;
+        self.pick();
         Ok(())
     }
 }

@@ -14,6 +14,9 @@ pub enum Kind {
     Delete = 0,
     /// A value.
     Put = 1,
+    /// A range tombstone: in a write batch, deletes `[key, value)`. Never stored in a data
+    /// block; in a table's bounds it marks a range sentinel (see [`range_sentinel`]).
+    RangeDelete = 2,
 }
 
 impl Kind {
@@ -22,6 +25,7 @@ impl Kind {
         match b {
             0 => Some(Kind::Delete),
             1 => Some(Kind::Put),
+            2 => Some(Kind::RangeDelete),
             _ => None,
         }
     }
@@ -166,13 +170,26 @@ pub fn deletion_time(value: &[u8]) -> Option<u64> {
     value.try_into().ok().map(u64::from_le_bytes)
 }
 
-/// True if the internal key `ikey` and its value are well formed: a trailer with a known kind,
+/// True if the internal key `ikey` and its value are well formed: a trailer with a point kind,
 /// and for a tombstone an 8-byte deletion time. Checked on everything read from disk.
 pub fn entry_is_well_formed(ikey: &[u8], value: &[u8]) -> bool {
-    match parse(ikey) {
-        Some(p) => p.kind != Kind::Delete || value.len() == TOMBSTONE_VALUE_LEN,
-        None => false,
+    match parse(ikey).map(|p| p.kind) {
+        Some(Kind::Put) => true,
+        Some(Kind::Delete) => value.len() == TOMBSTONE_VALUE_LEN,
+        Some(Kind::RangeDelete) | None => false,
     }
+}
+
+/// The internal key `(user_key, SEQ_MAX, RangeDelete)`: it sorts before every real version of
+/// `user_key`. As a table's smallest key it says the table's range tombstones start at
+/// `user_key`; as its largest, that they end just before it (the range is exclusive there).
+pub fn range_sentinel(user_key: &[u8]) -> Vec<u8> {
+    encode(user_key, SEQ_MAX, Kind::RangeDelete)
+}
+
+/// True if `ikey` is a range sentinel: as a table's largest key, its user key is excluded.
+pub fn is_range_sentinel(ikey: &[u8]) -> bool {
+    parse(ikey).is_some_and(|p| p.kind == Kind::RangeDelete && p.seq == SEQ_MAX)
 }
 
 /// What a point lookup found for a key.

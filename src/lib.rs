@@ -50,6 +50,7 @@ mod manifest;
 mod memtable;
 mod options;
 mod planted;
+mod rangedel;
 mod record;
 mod sstable;
 mod stats;
@@ -58,7 +59,7 @@ mod version;
 mod wal;
 
 pub use db::Db;
-pub use db::{RawEntry, RawScan, RawValue, Scan};
+pub use db::{Cursor, RawEntry, RawScan, RawValue, Scan, Snapshot};
 pub use env::{Clock, Env, File, FileLock, Fs, StdFs, SystemClock};
 pub use error::{Error, Result};
 pub use options::{limits, Background, Options, WriteOptions};
@@ -90,6 +91,10 @@ pub mod internals {
     /// The skiplist memtable.
     pub mod memtable {
         pub use crate::memtable::*;
+    }
+    /// Range tombstones and their fragments.
+    pub mod rangedel {
+        pub use crate::rangedel::*;
     }
     /// Record framing shared by the WAL and the manifest.
     pub mod record {

@@ -1,9 +1,11 @@
 //! The memtable: a lock-free skiplist of internal keys, with size accounting.
 
 use crate::key::{self, Found, InternalKey, InternalKeyRef, Kind};
+use crate::rangedel::{Fragments, RangeTombstone};
 use crossbeam_skiplist::SkipMap;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// Bytes charged per entry on top of its key and value: the skiplist node, its tower and the two
 /// boxes. An estimate; it only decides when to flush.
@@ -15,9 +17,20 @@ pub type OwnedEntry = (Box<[u8]>, Box<[u8]>);
 /// An in-memory sorted table of recent writes, backed by the WAL numbered `wal_number`.
 pub struct Memtable {
     map: SkipMap<InternalKey, Box<[u8]>>,
+    /// Range tombstones, in the order written, and their fragments (rebuilt on the first read
+    /// after a change). Range deletes are rare; reads take the fragments without a lock when
+    /// there are none.
+    ranges: Mutex<Ranges>,
+    range_count: AtomicUsize,
     size_bytes: AtomicUsize,
     max_seq: AtomicU64,
     wal_number: u64,
+}
+
+#[derive(Default)]
+struct Ranges {
+    tombs: Vec<RangeTombstone>,
+    fragments: Option<Arc<Fragments>>,
 }
 
 impl Memtable {
@@ -25,6 +38,8 @@ impl Memtable {
     pub fn new(wal_number: u64) -> Memtable {
         Memtable {
             map: SkipMap::new(),
+            ranges: Mutex::new(Ranges::default()),
+            range_count: AtomicUsize::new(0),
             size_bytes: AtomicUsize::new(0),
             max_seq: AtomicU64::new(0),
             wal_number,
@@ -47,13 +62,48 @@ impl Memtable {
         self.max_seq.fetch_max(seq, Ordering::Relaxed);
     }
 
+    /// Inserts a range tombstone deleting `[start, end)` (empty if `start >= end`).
+    pub fn insert_range(&self, start: &[u8], end: &[u8], seq: u64, time_ms: u64) {
+        let mut r = self.ranges.lock().unwrap_or_else(PoisonError::into_inner);
+        r.tombs.push(RangeTombstone {
+            start: start.to_vec(),
+            end: end.to_vec(),
+            seq,
+            time_ms,
+        });
+        r.fragments = None;
+        self.range_count.fetch_add(1, Ordering::Release);
+        let charge = start.len() + end.len() + 16 + ENTRY_OVERHEAD_BYTES;
+        self.size_bytes.fetch_add(charge, Ordering::Relaxed);
+        self.max_seq.fetch_max(seq, Ordering::Relaxed);
+    }
+
+    /// The fragments of this memtable's range tombstones, `None` if it has none.
+    pub fn range_fragments(&self) -> Option<Arc<Fragments>> {
+        if self.range_count.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let mut r = self.ranges.lock().unwrap_or_else(PoisonError::into_inner);
+        let r = &mut *r;
+        let f = r
+            .fragments
+            .get_or_insert_with(|| Arc::new(Fragments::build(r.tombs.clone())));
+        Some(f.clone())
+    }
+
+    /// Number of range tombstones inserted.
+    pub fn range_tombstones(&self) -> usize {
+        self.range_count.load(Ordering::Acquire)
+    }
+
     /// Largest sequence number inserted (0 if none).
     pub fn max_seq(&self) -> u64 {
         self.max_seq.load(Ordering::Relaxed)
     }
 
-    /// The newest version of `user_key` with sequence number at most `seq`.
-    pub fn get(&self, user_key: &[u8], seq: u64) -> Option<Found<Vec<u8>>> {
+    /// The newest version of `user_key` with sequence number at most `seq`, and its sequence
+    /// number. Range tombstones are not consulted (see [`Memtable::range_fragments`]).
+    pub fn get(&self, user_key: &[u8], seq: u64) -> Option<(u64, Found<Vec<u8>>)> {
         key::with_lookup_key(user_key, seq, |lookup| {
             let e = self
                 .map
@@ -62,10 +112,13 @@ impl Memtable {
             if p.user_key != user_key {
                 return None;
             }
-            Some(match p.kind {
-                Kind::Put => Found::Value(e.value().to_vec()),
-                Kind::Delete => Found::Deleted,
-            })
+            Some((
+                p.seq,
+                match p.kind {
+                    Kind::Put => Found::Value(e.value().to_vec()),
+                    Kind::Delete | Kind::RangeDelete => Found::Deleted,
+                },
+            ))
         })
     }
 
@@ -103,9 +156,25 @@ impl Memtable {
         self.map.len()
     }
 
-    /// True if nothing was inserted.
+    /// True if nothing was inserted (no version and no range tombstone).
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.map.is_empty() && self.range_tombstones() == 0
+    }
+
+    /// Up to `max` entries before `before` (or the last ones when `None`), in descending order.
+    pub fn chunk_back(&self, before: Option<&[u8]>, max: usize, out: &mut Vec<OwnedEntry>) {
+        let upper = match before {
+            Some(k) => Bound::Excluded(InternalKeyRef::new(k)),
+            None => Bound::Unbounded,
+        };
+        for e in self
+            .map
+            .range::<InternalKeyRef, _>((Bound::Unbounded, upper))
+            .rev()
+            .take(max)
+        {
+            out.push((e.key().0.clone(), e.value().clone()));
+        }
     }
 }
 
@@ -120,9 +189,9 @@ mod tests {
         m.insert(b"a", 3, Kind::Delete, &0u64.to_le_bytes());
         m.insert(b"a", 5, Kind::Put, b"v5");
         m.insert(b"ab", 2, Kind::Put, b"x");
-        assert_eq!(m.get(b"a", 10), Some(Found::Value(b"v5".to_vec())));
-        assert_eq!(m.get(b"a", 4), Some(Found::Deleted));
-        assert_eq!(m.get(b"a", 2), Some(Found::Value(b"v1".to_vec())));
+        assert_eq!(m.get(b"a", 10), Some((5, Found::Value(b"v5".to_vec()))));
+        assert_eq!(m.get(b"a", 4), Some((3, Found::Deleted)));
+        assert_eq!(m.get(b"a", 2), Some((1, Found::Value(b"v1".to_vec()))));
         assert_eq!(m.get(b"a", 0), None);
         assert_eq!(m.get(b"", 10), None);
         assert_eq!(m.get(b"b", 10), None);

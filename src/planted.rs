@@ -62,12 +62,26 @@ pub enum Bug {
     RemoveTablesHeldByReaders,
     /// Compaction keeps the oldest version of a key instead of the newest.
     PreferOlderVersion,
+    /// Flush and compaction keep only the newest version of each key, dropping versions a live
+    /// snapshot still reads.
+    CompactionIgnoresSnapshots,
+    /// Point lookups ignore the range tombstones of tables in level 1 and deeper.
+    IgnoreRangeTombstonesBelowLevel0,
+    /// The merging iterator, switching from forward to backward, steps back only the source it
+    /// is on instead of repositioning every source before the current key.
+    ReverseWithoutRepositioning,
+    /// Compaction drops range tombstones at the bottom whatever their age, ignoring the grace
+    /// period.
+    DropRangeTombstonesIgnoringGrace,
+    /// A checkpoint copies the live WAL only up to its last fsync, missing acknowledged
+    /// unsynced writes.
+    CheckpointMissesWalTail,
 }
 
 impl Bug {
     /// Every planted bug.
     #[cfg_attr(not(feature = "planted-bugs"), allow(dead_code))]
-    pub const ALL: [Bug; 25] = [
+    pub const ALL: [Bug; 30] = [
         Bug::AckBeforeWalSync,
         Bug::RetryFailedFsync,
         Bug::SkipWalSyncAtRotation,
@@ -93,6 +107,11 @@ impl Bug {
         Bug::InstallOnStaleVersion,
         Bug::RemoveTablesHeldByReaders,
         Bug::PreferOlderVersion,
+        Bug::CompactionIgnoresSnapshots,
+        Bug::IgnoreRangeTombstonesBelowLevel0,
+        Bug::ReverseWithoutRepositioning,
+        Bug::DropRangeTombstonesIgnoringGrace,
+        Bug::CheckpointMissesWalTail,
     ];
 }
 

@@ -61,6 +61,24 @@ pub struct Stats {
     pub bytes_reclaimed: u64,
     /// Tables replaced by compaction whose files wait for their last reader.
     pub obsolete_tables_pending: usize,
+    /// Range tombstones (fragment covers) in all live tables.
+    pub table_range_tombstones: u64,
+    /// Range tombstones in the memtables.
+    pub memtable_range_tombstones: u64,
+    /// Range tombstones compaction dropped (grace passed, nothing older below, no snapshot
+    /// needing them).
+    pub range_tombstones_dropped: u64,
+    /// Versions compaction and flush kept only because a live snapshot can see them.
+    pub versions_kept_for_snapshots: u64,
+    /// Live [`crate::Snapshot`]s.
+    pub live_snapshots: usize,
+    /// Sequence number of the oldest live snapshot.
+    pub oldest_snapshot_seq: Option<u64>,
+    /// Checkpoints completed.
+    pub checkpoints: u64,
+    /// Table files a checkpoint hard-linked, and copied (where the filesystem cannot link).
+    pub checkpoint_tables_linked: u64,
+    pub checkpoint_tables_copied: u64,
 }
 
 /// The shape of one level.
@@ -70,6 +88,8 @@ pub struct LevelStats {
     pub bytes: u64,
     pub entries: u64,
     pub tombstones: u64,
+    /// Range tombstones (fragment covers).
+    pub range_tombstones: u64,
 }
 
 /// The atomic counters behind [`Stats`].
@@ -91,6 +111,11 @@ pub(crate) struct Counters {
     pub compactions: AtomicU64,
     pub tombstones_dropped: AtomicU64,
     pub bytes_reclaimed: AtomicU64,
+    pub range_tombstones_dropped: AtomicU64,
+    pub versions_kept_for_snapshots: AtomicU64,
+    pub checkpoints: AtomicU64,
+    pub checkpoint_tables_linked: AtomicU64,
+    pub checkpoint_tables_copied: AtomicU64,
 }
 
 impl Counters {

@@ -29,10 +29,30 @@ impl TableInfo for TableMeta {
     }
 }
 
-/// The user-key range of a table.
+/// The user-key range of a table: smallest and largest user keys. The largest is excluded when
+/// the table's largest key is a range sentinel (its range tombstones end just before it; see
+/// [`hi_excluded`]); treating it as included over-approximates, which is safe for picking work
+/// but not for the disjointness of a level.
 pub fn user_range<T: TableInfo>(t: &T) -> (&[u8], &[u8]) {
     let m = t.meta();
     (key::user_key(&m.smallest), key::user_key(&m.largest))
+}
+
+/// True if the table's largest user key is not in its range (a range tombstone's exclusive end).
+pub fn hi_excluded<T: TableInfo>(t: &T) -> bool {
+    key::is_range_sentinel(&t.meta().largest)
+}
+
+/// True if `user_key` lies in the table's range.
+pub fn holds_key<T: TableInfo>(t: &T, user_key: &[u8]) -> bool {
+    let (lo, hi) = user_range(t);
+    lo <= user_key && (user_key < hi || (user_key == hi && !hi_excluded(t)))
+}
+
+/// True if every key of `a`'s range sorts before every key of `b`'s.
+pub fn entirely_before<T: TableInfo>(a: &T, b: &T) -> bool {
+    let (ahi, blo) = (user_range(a).1, user_range(b).0);
+    ahi < blo || (ahi == blo && hi_excluded(a))
 }
 
 /// Puts a level's tables in the level's order: level 0 newest (highest number) first, because
@@ -119,7 +139,10 @@ impl<T: TableInfo> Version<T> {
     pub fn table_for_key(&self, level: usize, user_key: &[u8]) -> Option<&T> {
         debug_assert!(level >= 1, "level 0 tables overlap: probe each");
         let l = &self.levels[level];
-        let i = l.partition_point(|t| user_range(t).1 < user_key);
+        let i = l.partition_point(|t| {
+            let hi = user_range(t).1;
+            hi < user_key || (hi == user_key && hi_excluded(t))
+        });
         l.get(i).filter(|t| user_range(*t).0 <= user_key)
     }
 
@@ -129,6 +152,17 @@ impl<T: TableInfo> Version<T> {
         (level + 1..NUM_LEVELS).any(|l| self.table_for_key(l, user_key).is_some())
     }
 
+    /// True if some level deeper than `level` has a table whose range meets `[start, end)`: an
+    /// older version of a key a range tombstone covers may live there.
+    pub fn deeper_may_overlap(&self, level: usize, start: &[u8], end: &[u8]) -> bool {
+        (level + 1..NUM_LEVELS).any(|l| {
+            self.levels[l].iter().any(|t| {
+                let (lo, hi) = user_range(t);
+                lo < end && hi >= start
+            })
+        })
+    }
+
     /// The deepest level holding any table (0 if none).
     pub fn deepest_level(&self) -> usize {
         self.levels.iter().rposition(|l| !l.is_empty()).unwrap_or(0)
@@ -136,9 +170,9 @@ impl<T: TableInfo> Version<T> {
 
     /// Checks that levels 1 and deeper are sorted and non-overlapping.
     pub fn levels_are_disjoint(&self) -> bool {
-        self.levels.iter().skip(1).all(|l| {
-            l.windows(2)
-                .all(|w| user_range(&w[0]).1 < user_range(&w[1]).0)
-        })
+        self.levels
+            .iter()
+            .skip(1)
+            .all(|l| l.windows(2).all(|w| entirely_before(&w[0], &w[1])))
     }
 }

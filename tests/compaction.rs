@@ -108,7 +108,7 @@ fn raw_tombstones(db: &Db) -> BTreeMap<Vec<u8>, u64> {
         .map(|e| e.unwrap())
         .filter_map(|e| match e.value {
             RawValue::Tombstone { deleted_at_ms } => Some((e.key, deleted_at_ms)),
-            RawValue::Put(_) => None,
+            RawValue::Put(_) | RawValue::RangeTombstone { .. } => None,
         })
         .collect()
 }

@@ -55,7 +55,7 @@ proptest! {
         for (k, (seq, del, v)) in &entries {
             let (found, _) = t.get(k, key::SEQ_MAX).unwrap();
             let want = if *del { Found::Deleted } else { Found::Value(v.clone()) };
-            prop_assert_eq!(found, Some(want));
+            prop_assert_eq!(found.map(|f| f.1), Some(want));
             // Invisible below its sequence number.
             let (older, _) = t.get(k, seq - 1).unwrap();
             prop_assert_eq!(older, None);

@@ -9,6 +9,37 @@ use std::collections::BTreeMap;
 pub enum Op {
     Put(Vec<u8>, Vec<u8>),
     Delete(Vec<u8>),
+    /// Deletes every key in `[start, end)`.
+    DeleteRange(Vec<u8>, Vec<u8>),
+}
+
+impl Op {
+    /// True if the operation writes key `k`.
+    pub fn touches(&self, k: &[u8]) -> bool {
+        match self {
+            Op::Put(key, _) | Op::Delete(key) => key == k,
+            Op::DeleteRange(s, e) => &s[..] <= k && k < &e[..],
+        }
+    }
+
+    /// What the operation leaves at `k` if it touches it: the value, or `None` (deleted).
+    pub fn leaves(&self, k: &[u8]) -> Option<Option<&Vec<u8>>> {
+        if !self.touches(k) {
+            return None;
+        }
+        Some(match self {
+            Op::Put(_, v) => Some(v),
+            Op::Delete(_) | Op::DeleteRange(..) => None,
+        })
+    }
+}
+
+/// A range tombstone of the model: `[start, end)` deleted at `time_ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RangeTomb {
+    pub start: Vec<u8>,
+    pub end: Vec<u8>,
+    pub time_ms: u64,
 }
 
 /// An acknowledged (or indeterminate) write: a batch of operations applied atomically.
@@ -21,11 +52,13 @@ pub struct Write {
     pub time_ms: u64,
 }
 
-/// Keys and values, plus the deletion time of each key whose newest write is a delete.
+/// Keys and values, the deletion time of each key whose newest write is a point delete, and
+/// every range delete in the order written.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct State {
     kv: BTreeMap<Vec<u8>, Vec<u8>>,
     tombs: BTreeMap<Vec<u8>, u64>,
+    ranges: Vec<RangeTomb>,
 }
 
 impl State {
@@ -39,6 +72,32 @@ impl State {
                 Op::Delete(k) => {
                     self.kv.remove(k);
                     self.tombs.insert(k.clone(), w.time_ms);
+                }
+                Op::DeleteRange(s, e) => {
+                    if s >= e {
+                        continue;
+                    }
+                    let keys: Vec<Vec<u8>> = self
+                        .kv
+                        .range::<Vec<u8>, _>(s..e)
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    for k in keys {
+                        self.kv.remove(&k);
+                    }
+                    let keys: Vec<Vec<u8>> = self
+                        .tombs
+                        .range::<Vec<u8>, _>(s..e)
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    for k in keys {
+                        self.tombs.remove(&k);
+                    }
+                    self.ranges.push(RangeTomb {
+                        start: s.clone(),
+                        end: e.clone(),
+                        time_ms: w.time_ms,
+                    });
                 }
             }
         }
@@ -120,10 +179,14 @@ impl Model {
     /// Why `actual` matched no candidate in [`Model::recover_with`]: compares it with the state
     /// that had to survive (the acknowledged state without a power loss, the durable state
     /// with one), ignoring keys that writes still uncertain touched.
+    /// `shown_ranges` are the range tombstones the recovered database shows (start, end,
+    /// deletion time): an uncertain range delete explains a key only if it is among them.
     pub fn classify_mismatch(
         &self,
         actual: &BTreeMap<Vec<u8>, Vec<u8>>,
         keep_all_acked: bool,
+        shown_ranges: &[(Vec<u8>, Vec<u8>, u64)],
+        shown_tombs: &BTreeMap<Vec<u8>, u64>,
     ) -> Mismatch {
         let (base, uncertain): (&State, Vec<&Write>) = if keep_all_acked {
             (
@@ -133,22 +196,22 @@ impl Model {
         } else {
             (&self.durable, self.pending.iter().collect())
         };
+        let shown = |k: &[u8], t: u64| {
+            shown_ranges
+                .iter()
+                .any(|(s, e, time)| &s[..] <= k && k < &e[..] && *time == t)
+        };
         let touches = |w: &Write, k: &[u8]| {
             w.ops.iter().any(|op| match op {
-                Op::Put(key, _) | Op::Delete(key) => key == k,
+                Op::DeleteRange(..) => op.touches(k) && shown(k, w.time_ms),
+                _ => op.touches(k),
             })
         };
         // What the last op of a refused write on `k` would have left: Some(value) or None.
         let refused_left = |k: &[u8]| -> Vec<Option<&Vec<u8>>> {
             let mut out = Vec::new();
             for w in &self.refused {
-                for op in &w.ops {
-                    match op {
-                        Op::Put(key, v) if key == k => out.push(Some(v)),
-                        Op::Delete(key) if key == k => out.push(None),
-                        _ => {}
-                    }
-                }
+                out.extend(w.ops.iter().filter_map(|op| op.leaves(k)));
             }
             out
         };
@@ -167,7 +230,18 @@ impl Model {
             }
         }
         if invented {
-            Mismatch::Invented
+            return Mismatch::Invented;
+        }
+        // Every key holds what it must, yet no candidate matched: a delete that had to survive
+        // left no tombstone (or range tombstone) behind.
+        let tomb_lost = base.tombs.keys().any(|k| !shown_tombs.contains_key(k))
+            || base.ranges.iter().any(|r| {
+                !shown_ranges
+                    .iter()
+                    .any(|(s, e, t)| *s <= r.start && r.start < *e && *t == r.time_ms)
+            });
+        if &base.kv == actual && tomb_lost {
+            Mismatch::Lost
         } else {
             Mismatch::NotAPrefix
         }
@@ -192,6 +266,16 @@ impl Model {
         &self.current.tombs
     }
 
+    /// The acknowledged range deletes, oldest first.
+    pub fn ranges(&self) -> &[RangeTomb] {
+        &self.current.ranges
+    }
+
+    /// True if a write whose outcome is unknown waits for the next recovery.
+    pub fn has_indeterminate(&self) -> bool {
+        self.pending.iter().any(|w| w.indeterminate)
+    }
+
     pub fn get(&self, key: &[u8]) -> Option<&Vec<u8>> {
         self.current.kv.get(key)
     }
@@ -209,7 +293,7 @@ impl Model {
         actual: &BTreeMap<Vec<u8>, Vec<u8>>,
         keep_all_acked: bool,
     ) -> Result<Recovered, String> {
-        self.recover_with(actual, keep_all_acked, |_| true)
+        self.recover_with(actual, keep_all_acked, |_, _| true)
     }
 
     /// Like [`Model::recover`], with a further test of each candidate's tombstones (the keys
@@ -219,7 +303,7 @@ impl Model {
         &mut self,
         actual: &BTreeMap<Vec<u8>, Vec<u8>>,
         keep_all_acked: bool,
-        tombs_ok: impl Fn(&BTreeMap<Vec<u8>, u64>) -> bool,
+        tombs_ok: impl Fn(&BTreeMap<Vec<u8>, u64>, &[RangeTomb]) -> bool,
     ) -> Result<Recovered, String> {
         let pending = self.pending.len();
         // With `keep_all_acked` (a process crash or clean reopen), every determinate write must
@@ -234,7 +318,10 @@ impl Model {
         };
         // Candidate states: for each prefix length, with indeterminate writes in or out.
         let mut candidates = vec![self.durable.clone()];
-        if must_keep == 0 && &self.durable.kv == actual && tombs_ok(&self.durable.tombs) {
+        if must_keep == 0
+            && &self.durable.kv == actual
+            && tombs_ok(&self.durable.tombs, &self.durable.ranges)
+        {
             let s = self.durable.clone();
             return Ok(self.settle(s, 0, pending));
         }
@@ -256,7 +343,7 @@ impl Model {
             if i + 1 >= must_keep {
                 if let Some(c) = candidates
                     .iter()
-                    .find(|c| &c.kv == actual && tombs_ok(&c.tombs))
+                    .find(|c| &c.kv == actual && tombs_ok(&c.tombs, &c.ranges))
                 {
                     let c = c.clone();
                     return Ok(self.settle(c, i + 1, pending));

@@ -20,7 +20,8 @@ fn proving_kinds(bug: Bug) -> &'static [FailureKind] {
     use FailureKind::*;
     match bug {
         // A missing fsync: an acknowledged write is lost, or what should be durable is found
-        // missing or damaged at open (corruption no injected fault explains).
+        // missing or damaged at open (corruption no injected fault explains), or a checkpoint
+        // linked or copied from the unsynced file loses it at a power loss.
         Bug::AckBeforeWalSync
         | Bug::RetryFailedFsync
         | Bug::SkipWalSyncAtRotation
@@ -35,23 +36,39 @@ fn proving_kinds(bug: Bug) -> &'static [FailureKind] {
         | Bug::SkipCurrentSync
         | Bug::SkipNewDirSync
         | Bug::SyncOnlyImmediateParent
-        | Bug::DeleteInputsBeforeManifestDurable => &[LostWrite, UnexpectedError],
-        // Acknowledged writes that recovery cannot bring back.
+        | Bug::DeleteInputsBeforeManifestDurable => &[LostWrite, UnexpectedError, Checkpoint],
+        // Acknowledged writes that recovery cannot bring back (nor a checkpoint, which opens
+        // through the same recovery).
         Bug::LeaderOnlyInRecord | Bug::ReplayOnlyOldestWal | Bug::DeleteWalBeforeTableDurable => {
-            &[LostWrite]
+            &[LostWrite, Checkpoint]
         }
         // A tombstone gone too early: missing from the raw view, or its key resurrected.
         Bug::DropTombstonesAtFlush
         | Bug::DropTombstonesIgnoringGrace
         | Bug::DropTombstonesAtNonBottomLevel => &[RawView, WrongRead, NotAPrefix],
         // Wrong data served: any read or recovery check, never an error.
-        Bug::SkipReadChecksum | Bug::PreferOlderVersion => {
-            &[WrongRead, RawView, NotAPrefix, LostWrite, InventedWrite]
-        }
+        Bug::SkipReadChecksum | Bug::PreferOlderVersion => &[
+            WrongRead,
+            RawView,
+            NotAPrefix,
+            LostWrite,
+            InventedWrite,
+            Checkpoint,
+        ],
         // A reader hits a removed file: an I/O error no fault explains.
         Bug::RemoveTablesHeldByReaders => &[UnexpectedError],
         // A flushed table forgotten by the version: its writes vanish, or its file is an orphan.
         Bug::InstallOnStaleVersion => &[LostWrite, WrongRead, NotAPrefix, TableFiles],
+        // A snapshot (or a cursor over one) reads the wrong version.
+        Bug::CompactionIgnoresSnapshots => &[WrongRead],
+        // A deleted key comes back in a read or after a reopen.
+        Bug::IgnoreRangeTombstonesBelowLevel0 => &[WrongRead, NotAPrefix, LostWrite],
+        // A cursor lands on the wrong key after changing direction.
+        Bug::ReverseWithoutRepositioning => &[WrongRead],
+        // A young range tombstone missing from the raw view, or what it hid back.
+        Bug::DropRangeTombstonesIgnoringGrace => &[RawView, WrongRead, NotAPrefix],
+        // The checkpoint lacks acknowledged writes.
+        Bug::CheckpointMissesWalTail => &[Checkpoint],
     }
 }
 

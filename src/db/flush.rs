@@ -18,43 +18,53 @@ use crate::stats::Counters;
 use crate::sync::{self, Arc};
 use std::path::Path;
 
-/// Writes the newest version of every key in `mem` (tombstones included) as table `number`,
-/// synced, with its directory entry synced. Returns the open table.
+/// Writes `mem` as table `number`, synced, with its directory entry synced: for every key its
+/// newest version (tombstones included) and, for each live snapshot in `snapshots`
+/// (ascending), the newest version that snapshot sees; and every range tombstone. Returns the
+/// open table and how many versions were kept only for snapshots.
 pub(crate) fn write_table(
     env: &Env,
     dir: &Path,
     o: &Options,
     number: u64,
     mem: &Memtable,
-) -> Result<Arc<Table>> {
+    snapshots: &[u64],
+) -> Result<(Arc<Table>, u64)> {
     let fs = &*env.fs;
     let mut b = TableBuilder::create(fs, dir, number, o)?;
-    let mut last_user_key: Option<Vec<u8>> = None;
+    let mut last: Option<(Vec<u8>, usize)> = None;
+    let mut kept_for_snapshots = 0;
     let mut result = Ok(());
+    let ignore_snapshots = planted::active(Bug::CompactionIgnoresSnapshots);
     mem.for_each(|ikey, value| {
         if result.is_err() {
             return;
         }
-        let uk = key::user_key(ikey);
-        // Versions of a key come newest first; older ones are shadowed.
-        if last_user_key.as_deref() == Some(uk) {
+        let Some(p) = key::parse(ikey) else {
             return;
-        }
-        match &mut last_user_key {
-            Some(k) => {
-                k.clear();
-                k.extend_from_slice(uk);
+        };
+        let stripe = snapshot_stripe(snapshots, p.seq);
+        // Versions of a key come newest first; an older one in the same stripe (seen by the
+        // same snapshots) is shadowed.
+        match &mut last {
+            Some((k, s)) if k[..] == *p.user_key => {
+                if *s == stripe || ignore_snapshots {
+                    return;
+                }
+                *s = stripe;
+                kept_for_snapshots += 1;
             }
-            None => last_user_key = Some(uk.to_vec()),
+            _ => last = Some((p.user_key.to_vec(), stripe)),
         }
-        if planted::active(Bug::DropTombstonesAtFlush)
-            && key::parse(ikey).is_some_and(|p| p.kind == key::Kind::Delete)
-        {
+        if planted::active(Bug::DropTombstonesAtFlush) && p.kind == key::Kind::Delete {
             return;
         }
         result = b.add(ikey, value);
     });
     result?;
+    if let Some(f) = mem.range_fragments() {
+        b.set_range_tombstones((*f).clone());
+    }
     let meta: TableMeta = b.finish()?;
     // Durability point: without this directory fsync, the table's directory entry could vanish
     // at a power loss after the manifest named it.
@@ -65,7 +75,14 @@ pub(crate) fn write_table(
     let path = join(dir, &table_name(number));
     let table = Table::open(fs, &path, number)?;
     debug_assert_eq!(table.meta().entries, meta.entries);
-    Ok(Arc::new(table))
+    Ok((Arc::new(table), kept_for_snapshots))
+}
+
+/// The snapshot stripe of a version at `seq`: the index of the oldest snapshot that sees it
+/// (`snapshots.len()` if none does, only reads of the newest state). Two versions of a key in
+/// the same stripe are seen by the same snapshots, so only the newer one is needed.
+pub(crate) fn snapshot_stripe(snapshots: &[u64], seq: u64) -> usize {
+    snapshots.partition_point(|s| *s < seq)
 }
 
 /// Flushes the oldest immutable memtable, if any. Returns whether there was one.
@@ -88,13 +105,17 @@ pub(crate) fn flush_oldest(shared: &Shared) -> Result<bool> {
         None
     } else {
         let number = shared.new_file_number();
-        Some(write_table(
+        let snapshots = shared.snapshot_seqs();
+        let (t, kept) = write_table(
             &shared.env,
             &shared.dir,
             &shared.opts,
             number,
             &imm,
-        )?)
+            &snapshots,
+        )?;
+        Counters::add(&shared.counters.versions_kept_for_snapshots, kept);
+        Some(t)
     };
     let edit = VersionEdit {
         next_file: Some(shared.next_file.load(crate::sync::Ordering::SeqCst)),

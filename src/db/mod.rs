@@ -4,16 +4,23 @@
 //! order its locks are taken in, is in `shared.rs`.
 
 mod background;
+mod checkpoint;
 pub(crate) mod compaction;
+mod cursor;
 mod flush;
 mod obsolete;
 mod open;
 mod read;
 mod scan;
 mod shared;
+mod snapshot;
 mod write;
 
+pub use cursor::Cursor;
 pub use scan::{RawEntry, RawScan, RawValue, Scan};
+pub use snapshot::Snapshot;
+
+use cursor::{owned_bounds, prefix_bounds, View};
 
 use crate::env::{Env, FileLock};
 use crate::error::{Error, Result};
@@ -91,27 +98,95 @@ impl Db {
         write::write(&self.shared, batch, opts.sync)
     }
 
+    /// Deletes every key in `range` (`start..end`, end excluded) with one range tombstone, as
+    /// [`WriteBatch::delete_range`] in a batch of its own. Durable when it returns `Ok`.
+    /// Reads never return a key it covers that was written before it; compaction drops the
+    /// covered versions, and the tombstone itself once its grace period has passed and nothing
+    /// older can remain below it.
+    ///
+    /// ```
+    /// use sedimentdb::{Db, Options};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = Db::open(dir.path().join("db"), Options::default())?;
+    /// for k in ["a", "b", "c", "d"] {
+    ///     db.put(k, "v")?;
+    /// }
+    /// db.delete_range(b"b".as_slice()..b"d".as_slice())?;
+    /// let keys: Vec<_> = db.iter().map(|e| e.map(|(k, _)| k)).collect::<Result<_, _>>()?;
+    /// assert_eq!(keys, vec![b"a".to_vec(), b"d".to_vec()]);
+    /// # Ok::<(), sedimentdb::Error>(())
+    /// ```
+    pub fn delete_range<K: AsRef<[u8]>>(&self, range: std::ops::Range<K>) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.delete_range(range);
+        self.write(b, &WriteOptions::default())
+    }
+
     /// The value of `key`, or `None` if it is absent or deleted.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
         self.shared.check_open()?;
-        read::get(&self.shared, key.as_ref())
+        read::get(&self.shared, key.as_ref(), None)
     }
 
-    /// The live entries whose keys fall in `range`, ascending, as of the moment of the call (a
-    /// consistent snapshot). Tables stay readable for as long as the iterator lives.
+    /// A snapshot: reads through it see the database as it is now, whatever is written,
+    /// flushed or compacted afterwards (see [`Snapshot`] for what it costs).
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::new(&self.shared)
+    }
+
+    /// The live entries whose keys fall in `range`, ascending (or descending with `.rev()`),
+    /// as of the moment of the call (a consistent view). Tables stay readable for as long as
+    /// the iterator lives.
     pub fn scan<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Scan {
-        Scan::new(&self.shared, range)
+        Scan::new(self.cursor(range))
+    }
+
+    /// Every live entry whose key starts with `prefix`, in either direction.
+    pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Scan {
+        let view = View::new(&self.shared, None, prefix_bounds(prefix.as_ref()));
+        Scan::new(Cursor::new(&self.shared, view))
+    }
+
+    /// A cursor over the live entries in `range` as of now, for callers who move around: seek,
+    /// step both ways, change direction (see [`Cursor`]).
+    pub fn cursor<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Cursor {
+        let view = View::new(&self.shared, None, owned_bounds(&range));
+        Cursor::new(&self.shared, view)
     }
 
     /// The raw view for replication and anti-entropy: like [`Db::scan`], but tombstones are
-    /// included, each with its deletion time.
+    /// included, each with its deletion time, and range tombstones too
+    /// ([`RawValue::RangeTombstone`]).
     pub fn scan_raw<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> RawScan {
-        RawScan::new(&self.shared, range)
+        RawScan::new(self.cursor(range))
     }
 
     /// Every live entry, ascending: `scan(..)` without naming a key type.
     pub fn iter(&self) -> Scan {
-        Scan::new::<&[u8], _>(&self.shared, ..)
+        self.scan::<&[u8], _>(..)
+    }
+
+    /// Writes a consistent point-in-time copy of the database into the new directory `dir`
+    /// (which must not exist): it opens as a database of its own and holds exactly the writes
+    /// acknowledged before this call. Tables are hard-linked where the filesystem allows and
+    /// copied otherwise; the WALs are copied up to a consistent point. Everything is synced
+    /// before this returns. A checkpoint interrupted by a crash or an error is refused by
+    /// [`Db::open`] with [`crate::Error::IncompleteCheckpoint`]; the source is never changed.
+    ///
+    /// ```
+    /// use sedimentdb::{Db, Options};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = Db::open(dir.path().join("db"), Options::default())?;
+    /// db.put("k", "v")?;
+    /// db.checkpoint(dir.path().join("backup"))?;
+    /// db.put("k", "later")?;
+    /// let copy = Db::open(dir.path().join("backup"), Options::default())?;
+    /// assert_eq!(copy.get("k")?, Some(b"v".to_vec()));
+    /// # Ok::<(), sedimentdb::Error>(())
+    /// ```
+    pub fn checkpoint(&self, dir: impl AsRef<Path>) -> Result<()> {
+        self.shared.check_open()?;
+        checkpoint::checkpoint(&self.shared, dir.as_ref())
     }
 
     /// Applies several batches as if written by concurrent writers that all queued before any

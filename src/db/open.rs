@@ -68,6 +68,14 @@ fn inspect(fs: &dyn Fs, dir: &Path, opts: &Options) -> Result<bool> {
         Some(true) => {}
     }
     let entries = list(fs, dir)?;
+    if entries
+        .iter()
+        .any(|(_, k)| *k == Some(FileKind::CheckpointPending))
+    {
+        return Err(Error::IncompleteCheckpoint {
+            dir: dir.to_path_buf(),
+        });
+    }
     if entries.iter().any(|(_, k)| *k == Some(FileKind::Current)) {
         let ours = entries.iter().any(|(_, k)| {
             matches!(
@@ -155,7 +163,7 @@ pub(crate) fn open(env: Env, dir: &Path, opts: Options) -> Result<Opened> {
     if !replayed.mem.is_empty() {
         let number = next_file;
         next_file += 1;
-        let t = write_table(&env, dir, &opts, number, &replayed.mem)?;
+        let (t, _) = write_table(&env, dir, &opts, number, &replayed.mem, &[])?;
         state
             .apply(&VersionEdit {
                 added: vec![(0, t.meta().clone())],
@@ -205,7 +213,7 @@ fn parent_dir(path: &Path) -> Option<PathBuf> {
 }
 
 /// Creates `dir` and any missing ancestors, making each new entry durable in its parent.
-fn create_dir(fs: &dyn Fs, dir: &Path) -> Result<()> {
+pub(crate) fn create_dir(fs: &dyn Fs, dir: &Path) -> Result<()> {
     // The ancestors that do not exist yet, outermost last.
     let mut missing = Vec::new();
     let mut cur = Some(dir);

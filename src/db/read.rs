@@ -4,14 +4,16 @@
 use super::shared::Shared;
 use crate::error::Result;
 use crate::key::Found;
+use crate::planted::{self, Bug};
 use crate::sstable::reader::Probe;
 use crate::sstable::Table;
 use crate::stats::{Counters, LevelStats, Stats};
 use crate::sync::{self, Arc, Ordering};
-use crate::version::{user_range, Version};
+use crate::version::{holds_key, Version};
 
-/// The value of `key` as of now, or `None` if it is absent or deleted.
-pub(crate) fn get(shared: &Shared, key: &[u8]) -> Result<Option<Vec<u8>>> {
+/// The value of `key` as of now (`snapshot` `None`) or as of a snapshot's sequence number, or
+/// `None` if it is absent or deleted (by a point or a range tombstone).
+pub(crate) fn get(shared: &Shared, key: &[u8], snapshot: Option<u64>) -> Result<Option<Vec<u8>>> {
     Counters::add(&shared.counters.gets, 1);
     if key.is_empty() {
         return Ok(None);
@@ -19,46 +21,66 @@ pub(crate) fn get(shared: &Shared, key: &[u8]) -> Result<Option<Vec<u8>>> {
     // The super version first, then the sequence: every table in it holds only versions at
     // or below the sequence read after it, so a version a flush or compaction dropped as
     // shadowed is never needed (reading the sequence first could skip the newest visible
-    // version, now in a table as an even newer one, and return an older one).
+    // version, now in a table as an even newer one, and return an older one). A snapshot's
+    // versions are kept by every flush and compaction while it lives.
     let sv = shared.super_version();
-    let seq = shared.visible_seq.load(Ordering::Acquire);
-    let found = sv
-        .mem
-        .get(key, seq)
-        .or_else(|| sv.imms.iter().find_map(|m| m.get(key, seq)));
-    if let Some(f) = found {
-        return Ok(into_value(f));
+    let seq = snapshot.unwrap_or_else(|| shared.visible_seq.load(Ordering::Acquire));
+    // The newest range tombstone covering `key` visible at `seq`, in the sources seen so far.
+    // Sources come newest first and hold, for any one key, only versions older than what a
+    // newer source holds for it; so once a source covers the key, an older one cannot hold a
+    // newer version of it.
+    let mut covered = 0u64;
+    for m in std::iter::once(&sv.mem).chain(sv.imms.iter()) {
+        if let Some(f) = m.range_fragments() {
+            covered = covered.max(f.max_seq_at(key, seq));
+        }
+        if let Some((s, f)) = m.get(key, seq) {
+            return Ok(resolve(s, f, covered));
+        }
+        if covered > 0 {
+            return Ok(None);
+        }
     }
-    for t in candidates(&sv.version, key) {
+    for (level, t) in candidates(&sv.version, key) {
+        if !(level >= 1 && planted::active(Bug::IgnoreRangeTombstonesBelowLevel0)) {
+            covered = covered.max(t.range_dels().max_seq_at(key, seq));
+        }
         let (f, probe) = t.get(key, seq)?;
         match probe {
             Probe::FilterSkipped => Counters::add(&shared.counters.filter_skips, 1),
             Probe::Read if f.is_none() => Counters::add(&shared.counters.filter_false_positives, 1),
             Probe::Read => {}
         }
-        if let Some(f) = f {
-            return Ok(into_value(f));
+        if let Some((s, f)) = f {
+            return Ok(resolve(s, f, covered));
+        }
+        if covered > 0 {
+            return Ok(None);
         }
     }
     Ok(None)
 }
 
-/// The tables that may hold `key`, newest first: every level-0 table whose range holds it
-/// (they may overlap), then at most one table per deeper level.
-fn candidates<'a>(v: &'a Version, key: &'a [u8]) -> impl Iterator<Item = &'a Arc<Table>> + 'a {
-    let in_range = move |t: &&Arc<Table>| {
-        let (lo, hi) = user_range(*t);
-        lo <= key && key <= hi
-    };
-    let l0 = v.levels[0].iter().filter(in_range);
-    let deeper = (1..v.levels.len()).filter_map(move |l| v.table_for_key(l, key));
+/// The tables that may hold `key`, newest first, with their levels: every level-0 table whose
+/// range holds it (they may overlap), then at most one table per deeper level.
+fn candidates<'a>(
+    v: &'a Version,
+    key: &'a [u8],
+) -> impl Iterator<Item = (usize, &'a Arc<Table>)> + 'a {
+    let l0 = v.levels[0]
+        .iter()
+        .filter(move |t| holds_key(*t, key))
+        .map(|t| (0, t));
+    let deeper = (1..v.levels.len()).filter_map(move |l| v.table_for_key(l, key).map(|t| (l, t)));
     l0.chain(deeper)
 }
 
-fn into_value(f: Found<Vec<u8>>) -> Option<Vec<u8>> {
+/// The value a version found at sequence `s` gives, if no range tombstone newer than it (at
+/// `covered`) deletes it.
+fn resolve(s: u64, f: Found<Vec<u8>>, covered: u64) -> Option<Vec<u8>> {
     match f {
-        Found::Value(v) => Some(v),
-        Found::Deleted => None,
+        Found::Value(v) if covered < s => Some(v),
+        _ => None,
     }
 }
 
@@ -88,8 +110,18 @@ pub(crate) fn stats(shared: &Shared) -> Stats {
         tombstones_dropped: Counters::get(&c.tombstones_dropped),
         bytes_reclaimed: Counters::get(&c.bytes_reclaimed),
         obsolete_tables_pending: sync::lock(&shared.obsolete).len(),
+        range_tombstones_dropped: Counters::get(&c.range_tombstones_dropped),
+        versions_kept_for_snapshots: Counters::get(&c.versions_kept_for_snapshots),
+        checkpoints: Counters::get(&c.checkpoints),
+        checkpoint_tables_linked: Counters::get(&c.checkpoint_tables_linked),
+        checkpoint_tables_copied: Counters::get(&c.checkpoint_tables_copied),
+        memtable_range_tombstones: std::iter::once(&sv.mem)
+            .chain(sv.imms.iter())
+            .map(|m| m.range_tombstones() as u64)
+            .sum(),
         ..Stats::default()
     };
+    (s.live_snapshots, s.oldest_snapshot_seq) = shared.snapshot_summary();
     for level in &sv.version.levels {
         let mut l = LevelStats::default();
         for t in level {
@@ -98,7 +130,9 @@ pub(crate) fn stats(shared: &Shared) -> Stats {
             l.bytes += m.size_bytes;
             l.entries += m.entries;
             l.tombstones += m.tombstones;
+            l.range_tombstones += t.range_dels().cover_count();
         }
+        s.table_range_tombstones += l.range_tombstones;
         s.tables += l.tables;
         s.table_bytes += l.bytes;
         s.table_entries += l.entries;

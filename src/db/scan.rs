@@ -1,168 +1,58 @@
-//! `Scan` and `RawScan`: iterators over a consistent snapshot of a key range.
+//! `Scan` and `RawScan`: iterators over a consistent view of a key range, built on
+//! [`Cursor`].
 
-use super::obsolete;
-use super::shared::{Shared, SuperVersion};
-use crate::error::{Error, Result};
-use crate::iter::{MemSource, MergingIter, Source};
-use crate::key::{self, Kind, SEQ_MAX};
-use crate::sstable::TableIter;
-use crate::sync::{Arc, Ordering};
-use std::ops::{Bound, RangeBounds};
+use super::cursor::{Cursor, View};
+use crate::error::Result;
+use crate::key::{self, Kind};
+use crate::rangedel::Fragments;
+use std::ops::Bound;
 
-/// A key's newest visible version: key, kind, and the value or 8-byte deletion time.
-type Newest = (Vec<u8>, Kind, Vec<u8>);
-
-/// The newest version of each key in range, tombstones included.
-struct Core {
-    merge: MergingIter,
-    seq: u64,
-    end: Bound<Vec<u8>>,
-    start: Bound<Vec<u8>>,
-    started: bool,
-    last_user_key: Vec<u8>,
-    has_last: bool,
-    done: bool,
-    pending_error: Option<Error>,
-    /// Keeps the memtables and tables of the snapshot alive; dropped before `shared` purges.
-    sv: Option<Arc<SuperVersion>>,
-    shared: Arc<Shared>,
-}
-
-fn owned(b: Bound<&impl AsRef<[u8]>>) -> Bound<Vec<u8>> {
-    match b {
-        Bound::Included(k) => Bound::Included(k.as_ref().to_vec()),
-        Bound::Excluded(k) => Bound::Excluded(k.as_ref().to_vec()),
-        Bound::Unbounded => Bound::Unbounded,
-    }
-}
-
-impl Core {
-    fn new<K: AsRef<[u8]>, R: RangeBounds<K>>(shared: &Arc<Shared>, range: R) -> Core {
-        // The super version first, then the sequence (see `read::get`).
-        let sv = shared.super_version();
-        let seq = shared.visible_seq.load(Ordering::Acquire);
-        let mut sources = vec![Source::Mem(MemSource::new(sv.mem.clone()))];
-        sources.extend(
-            sv.imms
-                .iter()
-                .map(|m| Source::Mem(MemSource::new(m.clone()))),
-        );
-        sources.extend(
-            sv.version
-                .tables()
-                .map(|t| Source::Table(Box::new(TableIter::new(t.clone())))),
-        );
-        let pending_error = shared.closed().then_some(Error::Closed);
-        Core {
-            merge: MergingIter::new(sources),
-            seq,
-            start: owned(range.start_bound()),
-            end: owned(range.end_bound()),
-            started: false,
-            last_user_key: Vec::new(),
-            has_last: false,
-            done: false,
-            pending_error,
-            sv: Some(sv),
-            shared: shared.clone(),
-        }
-    }
-
-    fn start(&mut self) -> Result<()> {
-        self.started = true;
-        match &self.start {
-            Bound::Included(k) | Bound::Excluded(k) => {
-                let target = key::encode(k, SEQ_MAX, Kind::Put);
-                self.merge.seek(Some(&target))?;
-                if let Bound::Excluded(k) = &self.start {
-                    self.last_user_key = k.clone();
-                    self.has_last = true;
-                }
-                Ok(())
-            }
-            Bound::Unbounded => self.merge.seek(None),
-        }
-    }
-
-    fn past_end(&self, user_key: &[u8]) -> bool {
-        match &self.end {
-            Bound::Included(e) => user_key > &e[..],
-            Bound::Excluded(e) => user_key >= &e[..],
-            Bound::Unbounded => false,
-        }
-    }
-
-    /// The next key's newest visible version: (key, kind, value or deletion time).
-    fn step(&mut self) -> Result<Option<Newest>> {
-        if !self.started {
-            self.start()?;
-        }
-        while self.merge.valid() {
-            let ikey = self.merge.key();
-            let p = key::parse(ikey).ok_or_else(|| {
-                let (file, offset) = self.merge.origin();
-                Error::corruption(file, offset, "malformed internal key")
-            })?;
-            let skip = p.seq > self.seq || (self.has_last && p.user_key == &self.last_user_key[..]);
-            if skip {
-                self.merge.advance()?;
-                continue;
-            }
-            if self.past_end(p.user_key) {
-                return Ok(None);
-            }
-            self.last_user_key.clear();
-            self.last_user_key.extend_from_slice(p.user_key);
-            self.has_last = true;
-            let out = (p.user_key.to_vec(), p.kind, self.merge.value().to_vec());
-            self.merge.advance()?;
-            return Ok(Some(out));
-        }
-        Ok(None)
-    }
-
-    fn next_entry(&mut self) -> Option<Result<Newest>> {
-        if self.done {
-            return None;
-        }
-        if let Some(e) = self.pending_error.take() {
-            self.done = true;
-            return Some(Err(e));
-        }
-        match self.step() {
-            Ok(Some(e)) => Some(Ok(e)),
-            Ok(None) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
-    }
-}
-
-impl Drop for Core {
-    fn drop(&mut self) {
-        // Release the snapshot, then remove the files of tables only it was holding.
-        self.merge = MergingIter::new(Vec::new());
-        self.sv = None;
-        obsolete::purge(&self.shared);
-    }
-}
-
-/// Iterator over live `(key, value)` pairs in ascending key order. Yields `Err` once and then
-/// ends if reading fails (an I/O error or corruption).
+/// Iterator over live `(key, value)` pairs in ascending key order, or descending from the back
+/// (`scan.rev()`), over one consistent view taken when it was made. Both ends may be used: they
+/// meet without yielding a key twice. Yields `Err` once and then ends if reading fails (an I/O
+/// error or corruption).
+///
+/// ```
+/// use sedimentdb::{Db, Options};
+/// # let dir = tempfile::tempdir().unwrap();
+/// let db = Db::open(dir.path().join("db"), Options::default())?;
+/// for k in ["a1", "a2", "b1"] {
+///     db.put(k, "v")?;
+/// }
+/// let desc: Vec<_> = db.iter().rev().map(|e| e.map(|(k, _)| k)).collect::<Result<_, _>>()?;
+/// assert_eq!(desc, vec![b"b1".to_vec(), b"a2".to_vec(), b"a1".to_vec()]);
+/// let a: Vec<_> = db.prefix(b"a").map(|e| e.map(|(k, _)| k)).collect::<Result<_, _>>()?;
+/// assert_eq!(a, vec![b"a1".to_vec(), b"a2".to_vec()]);
+/// # Ok::<(), sedimentdb::Error>(())
+/// ```
 pub struct Scan {
-    core: Core,
+    front: Cursor,
+    back: Option<Cursor>,
+    front_started: bool,
+    back_started: bool,
+    /// The last keys yielded from each end: the ends stop where they meet.
+    last_front: Option<Vec<u8>>,
+    last_back: Option<Vec<u8>>,
+    done: bool,
 }
 
 impl Scan {
-    pub(crate) fn new<K: AsRef<[u8]>, R: RangeBounds<K>>(shared: &Arc<Shared>, range: R) -> Scan {
+    pub(crate) fn new(cursor: Cursor) -> Scan {
         Scan {
-            core: Core::new(shared, range),
+            front: cursor,
+            back: None,
+            front_started: false,
+            back_started: false,
+            last_front: None,
+            last_back: None,
+            done: false,
         }
+    }
+
+    /// Ends the scan after `c`'s status: an error once, or the end.
+    fn finish(done: &mut bool, c: &Cursor) -> Option<Result<(Vec<u8>, Vec<u8>)>> {
+        *done = true;
+        c.status().err().map(Err)
     }
 }
 
@@ -170,13 +60,50 @@ impl Iterator for Scan {
     type Item = Result<(Vec<u8>, Vec<u8>)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            match self.core.next_entry()? {
-                Ok((k, Kind::Put, v)) => return Some(Ok((k, v))),
-                Ok((_, Kind::Delete, _)) => continue,
-                Err(e) => return Some(Err(e)),
-            }
+        if self.done {
+            return None;
         }
+        if self.front_started {
+            self.front.next();
+        } else {
+            self.front_started = true;
+            self.front.seek_to_first();
+        }
+        if !self.front.valid() {
+            return Scan::finish(&mut self.done, &self.front);
+        }
+        let k = self.front.key();
+        if self.last_back.as_deref().is_some_and(|b| k >= b) {
+            self.done = true;
+            return None;
+        }
+        self.last_front = Some(k.to_vec());
+        Some(Ok((k.to_vec(), self.front.value().to_vec())))
+    }
+}
+
+impl DoubleEndedIterator for Scan {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let back = self.back.get_or_insert_with(|| self.front.fork());
+        if self.back_started {
+            back.prev();
+        } else {
+            self.back_started = true;
+            back.seek_to_last();
+        }
+        if !back.valid() {
+            return Scan::finish(&mut self.done, back);
+        }
+        let k = back.key();
+        if self.last_front.as_deref().is_some_and(|f| k <= f) {
+            self.done = true;
+            return None;
+        }
+        self.last_back = Some(k.to_vec());
+        Some(Ok((k.to_vec(), back.value().to_vec())))
     }
 }
 
@@ -187,6 +114,10 @@ pub enum RawValue {
     Put(Vec<u8>),
     /// The key was deleted at this wall-clock time (milliseconds since the Unix epoch).
     Tombstone { deleted_at_ms: u64 },
+    /// Every key from this entry's key up to `end` (excluded) was deleted at this time by a
+    /// range delete. Shown where it is the newest range tombstone, in pieces where newer
+    /// writes or tombstones cut it.
+    RangeTombstone { end: Vec<u8>, deleted_at_ms: u64 },
 }
 
 /// One entry of the raw view.
@@ -196,36 +127,103 @@ pub struct RawEntry {
     pub value: RawValue,
 }
 
-/// Iterator over the raw view: the newest version of each key in range, tombstones included.
+/// Iterator over the raw view: the newest version of each key in range, tombstones included,
+/// and the live range tombstones (as [`RawValue::RangeTombstone`]) in order of their start.
+/// A version a newer range tombstone covers is not shown.
 pub struct RawScan {
-    core: Core,
+    cursor: Cursor,
+    started: bool,
+    /// The range tombstones to show, in order, and the next one.
+    ranges: Vec<RawEntry>,
+    next_range: usize,
+    done: bool,
 }
 
 impl RawScan {
-    pub(crate) fn new<K: AsRef<[u8]>, R: RangeBounds<K>>(
-        shared: &Arc<Shared>,
-        range: R,
-    ) -> RawScan {
+    pub(crate) fn new(mut cursor: Cursor) -> RawScan {
+        cursor.set_raw();
+        let ranges = raw_ranges(cursor.view());
         RawScan {
-            core: Core::new(shared, range),
+            cursor,
+            started: false,
+            ranges,
+            next_range: 0,
+            done: false,
         }
     }
+}
+
+/// The view's range tombstones within its bounds, each piece with its newest visible cover,
+/// adjacent pieces of the same tombstone joined.
+fn raw_ranges(view: &View) -> Vec<RawEntry> {
+    let (lo, hi) = &*view.bounds;
+    let lo = match lo {
+        Bound::Included(b) => Some(b.clone()),
+        Bound::Excluded(b) => Some([&b[..], &[0]].concat()),
+        Bound::Unbounded => None,
+    };
+    let hi = match hi {
+        Bound::Included(b) => Some([&b[..], &[0]].concat()),
+        Bound::Excluded(b) => Some(b.clone()),
+        Bound::Unbounded => None,
+    };
+    let clipped: Fragments = view.ranges.clip(lo.as_deref(), hi.as_deref());
+    let mut out: Vec<(Vec<u8>, Vec<u8>, u64, u64)> = Vec::new();
+    for f in clipped.fragments() {
+        let Some(c) = f.visible(view.seq) else {
+            continue;
+        };
+        match out.last_mut() {
+            Some(last) if last.1 == f.start && last.2 == c.seq => last.1 = f.end.clone(),
+            _ => out.push((f.start.clone(), f.end.clone(), c.seq, c.time_ms)),
+        }
+    }
+    out.into_iter()
+        .map(|(start, end, _, deleted_at_ms)| RawEntry {
+            key: start,
+            value: RawValue::RangeTombstone { end, deleted_at_ms },
+        })
+        .collect()
 }
 
 impl Iterator for RawScan {
     type Item = Result<RawEntry>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        Some(self.core.next_entry()?.map(|(key, kind, v)| {
-            let value = match kind {
-                Kind::Put => RawValue::Put(v),
-                // Entries from disk were checked when read, memtable entries when written: a
-                // tombstone's value is always its 8-byte time here.
-                Kind::Delete => RawValue::Tombstone {
-                    deleted_at_ms: key::deletion_time(&v).unwrap_or_default(),
-                },
-            };
-            RawEntry { key, value }
-        }))
+        if self.done {
+            return None;
+        }
+        if !self.started {
+            self.started = true;
+            self.cursor.seek_to_first();
+        }
+        if !self.cursor.valid() {
+            if let Err(e) = self.cursor.status() {
+                self.done = true;
+                return Some(Err(e));
+            }
+        }
+        // A range tombstone comes before the points at or after its start.
+        if let Some(r) = self.ranges.get(self.next_range) {
+            if !self.cursor.valid() || r.key[..] <= *self.cursor.key() {
+                self.next_range += 1;
+                return Some(Ok(r.clone()));
+            }
+        }
+        if !self.cursor.valid() {
+            self.done = true;
+            return None;
+        }
+        let key = self.cursor.key().to_vec();
+        let value = match self.cursor.kind() {
+            // Entries from disk were checked when read, memtable entries when written: a
+            // tombstone's value is always its 8-byte time here.
+            Kind::Delete | Kind::RangeDelete => RawValue::Tombstone {
+                deleted_at_ms: key::deletion_time(self.cursor.value()).unwrap_or_default(),
+            },
+            Kind::Put => RawValue::Put(self.cursor.value().to_vec()),
+        };
+        self.cursor.next();
+        Some(Ok(RawEntry { key, value }))
     }
 }

@@ -112,6 +112,8 @@ pub(crate) struct Shared {
     closed: AtomicBool,
     /// Compactions running now (a flush that finishes meanwhile counts as racing one).
     pub compactions_running: AtomicU64,
+    /// Live snapshots: sequence number -> how many handles hold it.
+    snapshots: Mutex<BTreeMap<u64, usize>>,
 }
 
 /// What opening hands over to build the shared state.
@@ -150,7 +152,40 @@ impl Shared {
             counters: Counters::default(),
             closed: AtomicBool::new(false),
             compactions_running: AtomicU64::new(0),
+            snapshots: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Registers a snapshot at the newest visible sequence and returns it. Read under the
+    /// snapshot lock, so a flush or compaction that lists the snapshots after this returns
+    /// sees it, and one that listed them before holds no version newer than it.
+    pub fn register_snapshot(&self) -> u64 {
+        let mut s = sync::lock(&self.snapshots);
+        let seq = self.visible_seq.load(Ordering::Acquire);
+        *s.entry(seq).or_default() += 1;
+        seq
+    }
+
+    /// Releases one hold on the snapshot at `seq`.
+    pub fn release_snapshot(&self, seq: u64) {
+        let mut s = sync::lock(&self.snapshots);
+        if let Some(n) = s.get_mut(&seq) {
+            *n -= 1;
+            if *n == 0 {
+                s.remove(&seq);
+            }
+        }
+    }
+
+    /// The sequence numbers of the live snapshots, ascending.
+    pub fn snapshot_seqs(&self) -> Vec<u64> {
+        sync::lock(&self.snapshots).keys().copied().collect()
+    }
+
+    /// Live snapshots and the oldest one's sequence.
+    pub fn snapshot_summary(&self) -> (usize, Option<u64>) {
+        let s = sync::lock(&self.snapshots);
+        (s.values().sum(), s.keys().next().copied())
     }
 
     /// The current super version.

@@ -26,6 +26,11 @@ pub(crate) fn validate(o: &Options, b: &WriteBatch) -> Result<()> {
     if b.has_empty_key {
         return Err(Error::InvalidArgument("empty key".into()));
     }
+    if let Some((start_len, end_len)) = b.inverted_range {
+        return Err(Error::InvalidArgument(format!(
+            "range delete whose start ({start_len} bytes) sorts after its end ({end_len} bytes)"
+        )));
+    }
     if b.max_key_len > o.max_key_size_bytes {
         return Err(Error::InvalidArgument(format!(
             "key of {} bytes exceeds max_key_size_bytes = {}",

@@ -60,6 +60,17 @@ pub trait Fs: Send + Sync {
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
     /// What is at `path`: `None` if nothing, `Some(true)` for a directory, `Some(false)` for a file.
     fn kind(&self, path: &Path) -> io::Result<Option<bool>>;
+    /// Makes `to` a second name (a hard link) of the existing file `from`; `to` must not exist.
+    /// Like a create, the new entry is durable only after a [`Fs::sync_dir`] of its directory.
+    /// A filesystem that cannot link (or not across these two paths) fails, and the caller
+    /// copies instead; the default fails with `Unsupported`.
+    fn link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let _ = (from, to);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this filesystem cannot hard-link",
+        ))
+    }
     /// Takes an exclusive lock on `path` (creating the file if needed). Fails with
     /// `WouldBlock` if another holder, in this process or another, has it.
     fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>>;

@@ -85,6 +85,10 @@ impl Fs for StdFs {
         fs::File::open(path)?.sync_all()
     }
 
+    fn link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::hard_link(from, to)
+    }
+
     fn kind(&self, path: &Path) -> io::Result<Option<bool>> {
         match fs::metadata(path) {
             Ok(m) => Ok(Some(m.is_dir())),

@@ -134,6 +134,11 @@ impl LogWriter {
     }
 
     /// The file's number.
+    /// Bytes known durable (the offset of the last successful sync).
+    pub fn synced_len(&self) -> u64 {
+        self.synced_offset
+    }
+
     pub fn file_number(&self) -> u64 {
         self.file_number
     }

@@ -191,6 +191,50 @@ impl BlockCursor {
         self.decode_at(block, next)
     }
 
+    /// Moves to the last entry.
+    pub fn seek_to_last(&mut self, block: &[u8]) -> Result<(), String> {
+        let r = self.restart(block, self.num_restarts - 1)?;
+        self.key.clear();
+        self.decode_at(block, r)?;
+        while self.valid() && self.next < self.restarts_off {
+            self.advance(block)?;
+        }
+        Ok(())
+    }
+
+    /// Moves to the entry before the current one (off the block, so not valid, from the first).
+    /// Decodes forward from the restart point before the current entry, as keys are stored
+    /// relative to the previous one.
+    pub fn prev(&mut self, block: &[u8]) -> Result<(), String> {
+        let original = self.pos;
+        // Restart points before `original`: restarts[..lo].
+        let (mut lo, mut hi) = (0usize, self.num_restarts);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if self.restart(block, mid)? < original {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        self.key.clear();
+        if lo == 0 {
+            self.pos = self.restarts_off;
+            return Ok(());
+        }
+        let r = self.restart(block, lo - 1)?;
+        self.decode_at(block, r)?;
+        while self.valid() && self.next < original {
+            self.advance(block)?;
+        }
+        if !self.valid() || self.next != original {
+            return Err(format!(
+                "entries before block offset {original} do not end where it begins"
+            ));
+        }
+        Ok(())
+    }
+
     /// Moves to the first entry whose key is `>= target` under `cmp`.
     pub fn seek(
         &mut self,
@@ -257,6 +301,15 @@ mod tests {
                 c.advance(&block).unwrap();
             }
             prop_assert_eq!(&got, &entries);
+            // Backward from the last entry gives the same entries reversed.
+            c.seek_to_last(&block).unwrap();
+            let mut back = Vec::new();
+            while c.valid() {
+                back.push((c.key().to_vec(), c.value(&block).to_vec()));
+                c.prev(&block).unwrap();
+            }
+            back.reverse();
+            prop_assert_eq!(&back, &entries);
             c.seek(&block, &probe, |a, b| a.cmp(b)).unwrap();
             let want = map.range(probe.clone()..).next();
             match want {
@@ -277,6 +330,11 @@ mod tests {
                 if c.seek_to_first(&block).is_ok() {
                     for _ in 0..300 {
                         if !c.valid() || c.advance(&block).is_err() { break; }
+                    }
+                }
+                if c.seek_to_last(&block).is_ok() {
+                    for _ in 0..300 {
+                        if !c.valid() || c.prev(&block).is_err() { break; }
                     }
                 }
             }

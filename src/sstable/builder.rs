@@ -2,13 +2,14 @@
 
 use super::block::BlockBuilder;
 use super::bloom;
-use super::format::{block_crc, put_handle, BlockHandle, Footer, TableMeta};
+use super::format::{block_crc, put_handle, BlockHandle, Footer, TableMeta, TABLE_FORMAT_VERSION};
 use crate::env::{join, File, Fs};
 use crate::error::{Error, Result};
 use crate::filename::table_name;
 use crate::key::{self, Kind};
 use crate::options::Options;
 use crate::planted::{self, Bug};
+use crate::rangedel::Fragments;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -30,6 +31,7 @@ pub struct TableBuilder {
     hashes: Vec<u64>,
     last_user_key: Vec<u8>,
     meta: TableMeta,
+    range_dels: Fragments,
 }
 
 impl TableBuilder {
@@ -75,6 +77,7 @@ impl TableBuilder {
                 smallest_seq: u64::MAX,
                 ..TableMeta::default()
             },
+            range_dels: Fragments::default(),
         }
     }
 
@@ -108,6 +111,12 @@ impl TableBuilder {
             self.finish_data_block()?;
         }
         Ok(())
+    }
+
+    /// Sets the range tombstones the table stores (in its range-deletion block); they widen the
+    /// table's key range to cover them.
+    pub fn set_range_tombstones(&mut self, f: Fragments) {
+        self.range_dels = f;
     }
 
     /// Entries added so far.
@@ -168,24 +177,42 @@ impl TableBuilder {
         &self.path
     }
 
-    /// Writes the filter, meta and index blocks and the footer, and syncs the file.
-    /// Returns what the table holds.
+    /// Writes the range-deletion, filter, meta and index blocks and the footer, and syncs the
+    /// file. Returns what the table holds.
     pub fn finish(mut self) -> Result<TableMeta> {
         self.finish_data_block()?;
+        let ranges = std::mem::take(&mut self.range_dels);
+        let range_del = self.write_block(|out| ranges.encode_into(out))?;
+        if let Some((start, end)) = ranges.span() {
+            let (lo, hi) = (key::range_sentinel(start), key::range_sentinel(end));
+            if self.meta.entries == 0 || key::compare(&lo, &self.meta.smallest).is_lt() {
+                self.meta.smallest = lo;
+            }
+            if self.meta.entries == 0 || key::compare(&hi, &self.meta.largest).is_gt() {
+                self.meta.largest = hi;
+            }
+            for f in ranges.fragments() {
+                for c in &f.covers {
+                    self.meta.smallest_seq = self.meta.smallest_seq.min(c.seq);
+                    self.meta.largest_seq = self.meta.largest_seq.max(c.seq);
+                }
+            }
+        }
         let filter_bytes = if self.bloom_bits_per_key == 0 {
             Vec::new()
         } else {
             bloom::build(&self.hashes, self.bloom_bits_per_key)
         };
         let filter = self.write_block(|out| out.extend_from_slice(&filter_bytes))?;
-        if self.meta.entries == 0 {
+        if self.meta.smallest_seq == u64::MAX {
             self.meta.smallest_seq = 0;
         }
         let meta_fields = self.meta.clone();
-        let meta = self.write_block(|out| meta_fields.encode_block(out))?;
+        let meta = self.write_block(|out| meta_fields.encode_block_v2(range_del, out))?;
         let mut index_builder = std::mem::replace(&mut self.index, BlockBuilder::new(1));
         let index = self.write_block(|out| index_builder.finish_into(out))?;
         let footer = Footer {
+            version: TABLE_FORMAT_VERSION,
             file_number: self.number,
             filter,
             meta,

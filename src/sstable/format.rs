@@ -1,7 +1,8 @@
 //! The table file layout, the footer and the meta block.
 //!
 //! ```text
-//! table  := data_block* filter_block meta_block index_block footer
+//! table  := data_block* range_del_block filter_block meta_block index_block footer
+//!           (version 1 has no range_del_block)
 //! each block is followed by a 4-byte trailer:
 //!   crc32 u32 LE over file_number (8 bytes LE) ++ block_offset (8 bytes LE) ++ block bytes
 //! footer (72 bytes):
@@ -16,6 +17,8 @@
 //!                      value = offset varint | len varint
 //! meta block: entries varint | tombstones varint | smallest_seq varint | largest_seq varint
 //!             | smallest_key_len varint | smallest_key | largest_key_len varint | largest_key
+//!             | range_del_offset varint | range_del_len varint       -- version 2 only
+//! range_del block: see `rangedel.rs`
 //! ```
 //! Block lengths exclude the trailer.
 
@@ -23,8 +26,11 @@ use crate::coding::varint;
 use crate::error::{Error, Result};
 use std::path::Path;
 
-/// Table format version. DO NOT CHANGE the meaning of a published version.
-pub const TABLE_FORMAT_VERSION: u32 = 1;
+/// Table format version written. DO NOT CHANGE the meaning of a published version.
+/// Version 2 added the range-deletion block; version 1 tables keep opening.
+pub const TABLE_FORMAT_VERSION: u32 = 2;
+/// The oldest table format version this build reads.
+pub const TABLE_FORMAT_VERSION_MIN: u32 = 1;
 /// Table magic. DO NOT CHANGE.
 pub const TABLE_MAGIC: [u8; 8] = *b"SDBTABLE";
 /// Bytes of the footer.
@@ -51,6 +57,8 @@ pub fn block_crc(file_number: u64, offset: u64, data: &[u8]) -> u32 {
 /// The decoded footer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Footer {
+    /// The format version (written: [`TABLE_FORMAT_VERSION`]).
+    pub version: u32,
     pub file_number: u64,
     pub filter: BlockHandle,
     pub meta: BlockHandle,
@@ -61,7 +69,7 @@ impl Footer {
     pub fn encode(&self) -> [u8; FOOTER_LEN] {
         let mut f = [0u8; FOOTER_LEN];
         f[0..8].copy_from_slice(&TABLE_MAGIC);
-        f[8..12].copy_from_slice(&TABLE_FORMAT_VERSION.to_le_bytes());
+        f[8..12].copy_from_slice(&self.version.to_le_bytes());
         f[12..20].copy_from_slice(&self.file_number.to_le_bytes());
         let hs = [self.filter, self.meta, self.index];
         for (i, h) in hs.iter().enumerate() {
@@ -95,7 +103,7 @@ impl Footer {
             return Err(corrupt("footer checksum mismatch".into()));
         }
         let version = u32::from_le_bytes(f[8..12].try_into().expect("4 bytes"));
-        if version != TABLE_FORMAT_VERSION {
+        if !(TABLE_FORMAT_VERSION_MIN..=TABLE_FORMAT_VERSION).contains(&version) {
             return Err(Error::UnsupportedVersion {
                 file: path.to_path_buf(),
                 found: version,
@@ -107,6 +115,7 @@ impl Footer {
             len: u64_at(28 + 16 * i),
         };
         let footer = Footer {
+            version,
             file_number: u64_at(12),
             filter: h(0),
             meta: h(1),
@@ -172,6 +181,37 @@ impl TableMeta {
         out.extend_from_slice(&self.smallest);
         varint::put(out, self.largest.len() as u64);
         out.extend_from_slice(&self.largest);
+    }
+
+    /// Encodes a version-2 meta block: the fields, then the range-deletion block's handle.
+    pub fn encode_block_v2(&self, range_del: BlockHandle, out: &mut Vec<u8>) {
+        self.encode_block(out);
+        put_handle(out, range_del);
+    }
+
+    /// Decodes a meta block of format `version`: the fields, and for version 2 the
+    /// range-deletion block's handle.
+    pub fn decode_block_versioned(
+        buf: &[u8],
+        number: u64,
+        size_bytes: u64,
+        version: u32,
+    ) -> Option<(TableMeta, Option<BlockHandle>)> {
+        if version == 1 {
+            return Some((TableMeta::decode_block(buf, number, size_bytes)?, None));
+        }
+        // The handle is the last two varints: find where the v1 fields end by decoding them.
+        let mut p = 0;
+        for _ in 0..4 {
+            varint::get(buf, &mut p)?;
+        }
+        for _ in 0..2 {
+            let n = usize::try_from(varint::get(buf, &mut p)?).ok()?;
+            p = p.checked_add(n).filter(|e| *e <= buf.len())?;
+        }
+        let meta = TableMeta::decode_block(&buf[..p], number, size_bytes)?;
+        let handle = get_handle(&buf[p..])?;
+        Some((meta, Some(handle)))
     }
 
     /// Decodes a meta block.

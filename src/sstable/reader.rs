@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::key::{self, Kind};
 use crate::key::{with_lookup_key, Found};
 use crate::options::limits;
+use crate::rangedel::Fragments;
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,7 +29,12 @@ pub struct Table {
     meta: TableMeta,
     index: Vec<IndexEntry>,
     filter: Vec<u8>,
+    range_dels: Fragments,
+    version: u32,
 }
+
+/// A version found by a lookup: its sequence number and what it holds.
+pub type Versioned = (u64, Found<Vec<u8>>);
 
 /// Whether a lookup read the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,22 +84,44 @@ impl Table {
             },
             index: Vec::new(),
             filter: Vec::new(),
+            range_dels: Fragments::default(),
+            version: footer.version,
         };
         let mut buf = Vec::new();
         t.read_block(footer.filter, &mut buf)?;
         t.filter = buf.clone();
         t.read_block(footer.meta, &mut buf)?;
-        t.meta = TableMeta::decode_block(&buf, number, len)
-            .ok_or_else(|| Error::corruption(path, footer.meta.offset, "malformed meta block"))?;
+        let (meta, range_del) =
+            TableMeta::decode_block_versioned(&buf, number, len, footer.version).ok_or_else(
+                || Error::corruption(path, footer.meta.offset, "malformed meta block"),
+            )?;
+        t.meta = meta;
         t.read_block(footer.index, &mut buf)?;
-        t.index = Self::decode_index(&buf, path, footer)?;
-        // The blocks are laid end to end: data, filter, meta, index, footer. No byte of the
-        // file lies outside a checksummed block.
+        let trailer = BLOCK_TRAILER_LEN as u64;
+        // Data blocks end where the range-deletion block (version 2) or the filter begins.
+        let data_limit = range_del.map_or(footer.filter.offset, |h| h.offset);
+        t.index = Self::decode_index(&buf, path, data_limit)?;
         let data_end = t.index.last().map_or(0, |e| {
             e.handle.offset + e.handle.len + BLOCK_TRAILER_LEN as u64
         });
-        let trailer = BLOCK_TRAILER_LEN as u64;
-        let contiguous = data_end == footer.filter.offset
+        let mut ranges_contiguous = data_end == data_limit;
+        if let Some(h) = range_del {
+            ranges_contiguous &= h
+                .offset
+                .checked_add(h.len)
+                .and_then(|e| e.checked_add(trailer))
+                == Some(footer.filter.offset);
+            if ranges_contiguous {
+                t.read_block(h, &mut buf)?;
+                t.range_dels = Fragments::decode(&buf).map_err(|r| {
+                    Error::corruption(path, h.offset, format!("range-deletion block: {r}"))
+                })?;
+                t.check_range_bounds(h.offset)?;
+            }
+        }
+        // The blocks are laid end to end: data, range deletions, filter, meta, index, footer.
+        // No byte of the file lies outside a checksummed block.
+        let contiguous = ranges_contiguous
             && footer.filter.offset + footer.filter.len + trailer == footer.meta.offset
             && footer.meta.offset + footer.meta.len + trailer == footer.index.offset
             && footer.index.offset + footer.index.len + trailer == len - FOOTER_LEN as u64;
@@ -118,8 +146,25 @@ impl Table {
         Ok(t)
     }
 
-    fn decode_index(buf: &[u8], path: &Path, footer: Footer) -> Result<Vec<IndexEntry>> {
-        let at = footer.index.offset;
+    /// The range tombstones lie inside the table's key range (its bounds were widened to
+    /// cover them when it was written).
+    fn check_range_bounds(&self, at: u64) -> Result<()> {
+        if let Some((start, end)) = self.range_dels.span() {
+            let inside = key::compare(&self.meta.smallest, &key::range_sentinel(start)).is_le()
+                && key::compare(&key::range_sentinel(end), &self.meta.largest).is_le();
+            if !inside {
+                return Err(Error::corruption(
+                    &self.path,
+                    at,
+                    "range tombstones reach outside the table's key range",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn decode_index(buf: &[u8], path: &Path, data_limit: u64) -> Result<Vec<IndexEntry>> {
+        let at = data_limit;
         let corrupt = |reason: String| Error::corruption(path, at, reason);
         let mut c = BlockCursor::default();
         c.reset(buf)
@@ -143,7 +188,7 @@ impl Table {
             let end = handle
                 .offset
                 .checked_add(handle.len + BLOCK_TRAILER_LEN as u64);
-            if handle.offset != next_offset || end.is_none_or(|e| e > footer.filter.offset) {
+            if handle.offset != next_offset || end.is_none_or(|e| e > data_limit) {
                 return Err(corrupt(format!(
                     "index names a data block at offset {} with length {} outside the data region",
                     handle.offset, handle.len
@@ -192,6 +237,16 @@ impl Table {
         Ok(())
     }
 
+    /// The table's range tombstones (empty for a version-1 table).
+    pub fn range_dels(&self) -> &Fragments {
+        &self.range_dels
+    }
+
+    /// The table's format version.
+    pub fn format_version(&self) -> u32 {
+        self.version
+    }
+
     /// What the table holds.
     pub fn meta(&self) -> &TableMeta {
         &self.meta
@@ -207,9 +262,10 @@ impl Table {
             .partition_point(|e| key::compare(&e.last_key, ikey).is_lt())
     }
 
-    /// The newest version of `user_key` with sequence number at most `seq`, and whether a block
-    /// was read.
-    pub fn get(&self, user_key: &[u8], seq: u64) -> Result<(Option<Found<Vec<u8>>>, Probe)> {
+    /// The newest version of `user_key` with sequence number at most `seq` (with its sequence
+    /// number), and whether a block was read. Range tombstones are not consulted (see
+    /// [`Table::range_dels`]).
+    pub fn get(&self, user_key: &[u8], seq: u64) -> Result<(Option<Versioned>, Probe)> {
         if !self.filter.is_empty() && !bloom::may_contain(&self.filter, bloom::key_hash(user_key)) {
             return Ok((None, Probe::FilterSkipped));
         }
@@ -233,9 +289,21 @@ impl Table {
                     let p = key::parse(cursor.key()).ok_or_else(|| {
                         corrupt("entry with a malformed internal key".to_string())
                     })?;
-                    (p.user_key == user_key).then(|| match p.kind {
-                        Kind::Put => Found::Value(cursor.value(buf).to_vec()),
-                        Kind::Delete => Found::Deleted,
+                    if p.user_key == user_key
+                        && !key::entry_is_well_formed(cursor.key(), cursor.value(buf))
+                    {
+                        return Err(corrupt(
+                            "entry of an unknown kind, or a tombstone without \
+                             its 8-byte deletion time"
+                                .into(),
+                        ));
+                    }
+                    (p.user_key == user_key).then(|| {
+                        let found = match p.kind {
+                            Kind::Put => Found::Value(cursor.value(buf).to_vec()),
+                            Kind::Delete | Kind::RangeDelete => Found::Deleted,
+                        };
+                        (p.seq, found)
                     })
                 } else {
                     None
@@ -304,6 +372,10 @@ impl TableIter {
     /// from disk is checked before anyone uses it.
     fn settle(&mut self) -> Result<()> {
         self.skip_exhausted_blocks()?;
+        self.check_entry()
+    }
+
+    fn check_entry(&self) -> Result<()> {
         if self.valid() && !key::entry_is_well_formed(self.key(), self.value()) {
             return Err(self.corrupt(
                 "entry with a malformed internal key, or a tombstone without its 8-byte \
@@ -352,6 +424,50 @@ impl TableIter {
 
     pub fn valid(&self) -> bool {
         self.loaded && self.cursor.valid()
+    }
+
+    /// Moves to the last entry.
+    pub fn seek_to_last(&mut self) -> Result<()> {
+        let n = self.table.index.len();
+        if n == 0 {
+            self.loaded = false;
+            return Ok(());
+        }
+        self.load(n - 1)?;
+        if self.loaded {
+            let r = self.cursor.seek_to_last(&self.block);
+            r.map_err(|r| self.corrupt(r))?;
+        }
+        self.settle_back()
+    }
+
+    /// Moves to the previous entry (not valid once past the first).
+    pub fn prev(&mut self) -> Result<()> {
+        if self.loaded {
+            let r = self.cursor.prev(&self.block);
+            r.map_err(|r| self.corrupt(r))?;
+        }
+        self.settle_back()
+    }
+
+    /// Skips backward over exhausted blocks, then checks the entry it lands on.
+    fn settle_back(&mut self) -> Result<()> {
+        while self.loaded && !self.cursor.valid() {
+            if self.block_index == 0 {
+                self.loaded = false;
+                break;
+            }
+            self.load(self.block_index - 1)?;
+            if self.loaded {
+                self.cursor
+                    .seek_to_last(&self.block)
+                    .map_err(|r| self.corrupt(r))?;
+                if !self.cursor.valid() {
+                    return Err(self.corrupt("empty data block".into()));
+                }
+            }
+        }
+        self.check_entry()
     }
 
     pub fn advance(&mut self) -> Result<()> {

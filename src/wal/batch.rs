@@ -2,10 +2,11 @@
 //!
 //! ```text
 //! payload := seq u64 LE | time_ms u64 LE | count u32 LE | entry*count
-//! entry   := kind u8 | key_len varint | key | (value_len varint | value)   -- value for Put only
+//! entry   := kind u8 | key_len varint | key | (value_len varint | value)   -- Put, RangeDelete
 //! ```
 //! Entry `i` gets sequence number `seq + i`. A tombstone's deletion time is the payload's
-//! `time_ms`.
+//! `time_ms`. A range delete (kind 2, log format version 2) stores its start as the key and its
+//! end as the value.
 
 use crate::coding::{u32_at, u64_at, varint};
 use crate::key::{self, Kind};
@@ -23,6 +24,8 @@ pub struct WriteBatch {
     pub(crate) max_key_len: usize,
     pub(crate) max_value_len: usize,
     pub(crate) has_empty_key: bool,
+    /// A range delete whose start sorts after its end (refused at write time).
+    pub(crate) inverted_range: Option<(usize, usize)>,
 }
 
 impl WriteBatch {
@@ -52,6 +55,25 @@ impl WriteBatch {
         self.rep.push(Kind::Delete as u8);
         varint::put(&mut self.rep, key.len() as u64);
         self.rep.extend_from_slice(key);
+        self.count += 1;
+        self
+    }
+
+    /// Adds a delete of every key in `range` (`start..end`, end excluded): one entry, atomic
+    /// with the rest of the batch, whose deletion time is the write's, as for a point delete.
+    /// An empty range (`start == end`) deletes nothing; one whose start sorts after its end is
+    /// refused by the write with [`crate::Error::InvalidArgument`].
+    pub fn delete_range<K: AsRef<[u8]>>(&mut self, range: std::ops::Range<K>) -> &mut Self {
+        let (start, end) = (range.start.as_ref(), range.end.as_ref());
+        self.max_key_len = self.max_key_len.max(start.len()).max(end.len());
+        if start > end && self.inverted_range.is_none() {
+            self.inverted_range = Some((start.len(), end.len()));
+        }
+        self.rep.push(Kind::RangeDelete as u8);
+        varint::put(&mut self.rep, start.len() as u64);
+        self.rep.extend_from_slice(start);
+        varint::put(&mut self.rep, end.len() as u64);
+        self.rep.extend_from_slice(end);
         self.count += 1;
         self
     }
@@ -101,7 +123,7 @@ pub fn payload_header(seq: u64, time_ms: u64, count: u32) -> [u8; PAYLOAD_HEADER
 pub struct Entry<'a> {
     pub kind: Kind,
     pub key: &'a [u8],
-    /// The value of a put; empty for a delete.
+    /// The value of a put, the end of a range delete; empty for a delete.
     pub value: &'a [u8],
 }
 
@@ -159,12 +181,10 @@ pub fn apply_entries(
     mem: &Memtable,
 ) -> Result<(), String> {
     let tombstone = key::tombstone_value(time_ms);
-    decode_entries(rep, count, seq, |seq, e| {
-        let value = match e.kind {
-            Kind::Put => e.value,
-            Kind::Delete => &tombstone[..],
-        };
-        mem.insert(e.key, seq, e.kind, value);
+    decode_entries(rep, count, seq, |seq, e| match e.kind {
+        Kind::Put => mem.insert(e.key, seq, e.kind, e.value),
+        Kind::Delete => mem.insert(e.key, seq, e.kind, &tombstone[..]),
+        Kind::RangeDelete => mem.insert_range(e.key, e.value, seq, time_ms),
     })
 }
 
@@ -197,7 +217,7 @@ pub fn decode_entries<'a>(
         pos += 1;
         let key = take(rep, &mut pos).ok_or_else(|| format!("entry {i}: bad key length"))?;
         let value = match kind {
-            Kind::Put => {
+            Kind::Put | Kind::RangeDelete => {
                 take(rep, &mut pos).ok_or_else(|| format!("entry {i}: bad value length"))?
             }
             Kind::Delete => &[][..],
@@ -229,21 +249,25 @@ mod tests {
     proptest! {
         #[test]
         fn batch_round_trips(
-            ops in proptest::collection::vec((any::<bool>(), proptest::collection::vec(any::<u8>(), 0..20), proptest::collection::vec(any::<u8>(), 0..40)), 0..30),
+            ops in proptest::collection::vec((0u8..3, proptest::collection::vec(any::<u8>(), 0..20), proptest::collection::vec(any::<u8>(), 0..40)), 0..30),
             seq in 0u64..1 << 50, time in any::<u64>(),
         ) {
             let mut b = WriteBatch::new();
-            for (del, k, v) in &ops {
-                if *del { b.delete(k); } else { b.put(k, v); }
+            for (kind, k, v) in &ops {
+                match kind {
+                    0 => { b.put(k, v); }
+                    1 => { b.delete(k); }
+                    _ => { b.delete_range(k.clone()..v.clone()); }
+                }
             }
             let mut payload = payload_header(seq, time, b.count).to_vec();
             payload.extend_from_slice(&b.rep);
             let mut got = Vec::new();
             let h = decode_payload(&payload, |s, e| got.push((s, e.kind, e.key.to_vec(), e.value.to_vec()))).unwrap();
             prop_assert_eq!(h, PayloadHeader { seq, time_ms: time, count: ops.len() as u32 });
-            for (i, (del, k, v)) in ops.iter().enumerate() {
-                let want_kind = if *del { Kind::Delete } else { Kind::Put };
-                let want_v = if *del { Vec::new() } else { v.clone() };
+            for (i, (kind, k, v)) in ops.iter().enumerate() {
+                let want_kind = [Kind::Put, Kind::Delete, Kind::RangeDelete][*kind as usize];
+                let want_v = if want_kind == Kind::Delete { Vec::new() } else { v.clone() };
                 prop_assert_eq!(&got[i], &(seq + i as u64, want_kind, k.clone(), want_v));
             }
             // Any truncation is detected, never misread.

@@ -81,6 +81,8 @@ pub struct SimFsStats {
     /// file it read), and the first of them: each is a bug in the engine.
     pub unlinked_uses: u64,
     pub first_unlinked_use: Option<String>,
+    /// Hard links made.
+    pub links: u64,
 }
 
 impl SimFsStats {
@@ -119,6 +121,8 @@ struct State {
     /// Refuse any use of a handle whose file no directory names (stricter than POSIX): proves
     /// the engine never removes a file that someone still reads.
     strict_unlink: bool,
+    /// Whether `link` works (else it fails with `Unsupported` and the engine copies).
+    links_supported: bool,
     dirs: BTreeMap<PathBuf, Dir>,
     files: BTreeMap<u64, FileData>,
     next_inode: u64,
@@ -301,6 +305,7 @@ impl SimFs {
         let mut st = State::default();
         st.dirs.insert(PathBuf::from("/"), Dir::default());
         st.dirs.insert(PathBuf::from(""), Dir::default());
+        st.links_supported = true;
         SimFs {
             state: Arc::new(Mutex::new(st)),
         }
@@ -346,6 +351,28 @@ impl SimFs {
 
     /// In strict mode any use of a handle to a removed file fails, as if removal destroyed the
     /// file at once (stricter than POSIX, where it lives until its last handle closes).
+    /// A copy of this filesystem as it is now (what reads see and what is durable), with no
+    /// fault armed, no lock held and fresh counters: for checking a result (a checkpoint) as
+    /// if the machine crashed now, without disturbing the run.
+    pub fn fork(&self) -> SimFs {
+        let st = self.lock();
+        let copy = State {
+            links_supported: st.links_supported,
+            dirs: st.dirs.clone(),
+            files: st.files.clone(),
+            next_inode: st.next_inode,
+            epoch: st.epoch,
+            ..State::default()
+        };
+        SimFs {
+            state: Arc::new(Mutex::new(copy)),
+        }
+    }
+
+    pub fn set_links_supported(&self, on: bool) {
+        self.lock().links_supported = on;
+    }
+
     pub fn set_strict_unlink(&self, on: bool) {
         self.lock().strict_unlink = on;
     }

@@ -84,6 +84,32 @@ impl Fs for SimFs {
         Ok(())
     }
 
+    fn link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut st = self.lock();
+        st.begin("link", from, 0)?;
+        if !st.links_supported {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "simulated filesystem without hard links",
+            ));
+        }
+        let Node::File(inode) = st.lookup(from)? else {
+            return Err(io::Error::new(
+                io::ErrorKind::IsADirectory,
+                "is a directory",
+            ));
+        };
+        let (td, tname) = split(to)?;
+        if st.dir_mut(&td)?.current.contains_key(&tname) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} exists", to.display()),
+            ));
+        }
+        st.stats.links += 1;
+        st.put_entry(&td, tname, Node::File(inode))
+    }
+
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let mut st = self.lock();
         st.begin("remove", path, 0)?;

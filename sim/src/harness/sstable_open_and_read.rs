@@ -106,7 +106,7 @@ fn read_table_checked(fs: &SimFs, path: &Path, want: &Want) {
                 } else {
                     Found::Value(v.clone())
                 };
-                assert_eq!(found, Some(expect), "wrong data for key {k:?}");
+                assert_eq!(found.map(|f| f.1), Some(expect), "wrong data for key {k:?}");
             }
             Err(e) => assert!(is_clear_error(&e), "unclear error: {e}"),
         }

@@ -4,7 +4,7 @@
 
 use super::{bound, Checked, CrashKind, Flow, Runner};
 use crate::model::Op;
-use crate::workload::{key_bytes, value_bytes, GroupWrite, Step};
+use crate::workload::{key_bytes, value_bytes, GroupWrite, Step, RANGE_FLAG};
 use sedimentdb::{Error, WriteBatch, WriteOptions};
 
 impl Runner {
@@ -67,6 +67,19 @@ impl Runner {
                 self.check_raw(false)
             }
             Step::Group { writes, tag } => self.group(writes, *tag),
+            Step::DeleteRange { from, width, sync } => self.delete_range(*from, *width, *sync),
+            Step::ScanRev { from, to, zigzag } => self.scan_rev(*from, *to, *zigzag),
+            Step::Prefix { key, len, rev } => self.prefix(*key, *len, *rev),
+            Step::CursorWalk {
+                lo,
+                hi,
+                snapshot,
+                moves,
+            } => self.cursor_walk(*lo, *hi, *snapshot, moves),
+            Step::SnapshotTake => self.snapshot_take(),
+            Step::SnapshotRead { which } => self.snapshot_read(*which),
+            Step::SnapshotRelease { which } => self.snapshot_release(*which),
+            Step::Checkpoint => self.checkpoint(),
         }
     }
 
@@ -77,6 +90,11 @@ impl Runner {
         for (key, v) in ops {
             let k = key_bytes(*key);
             match v {
+                Some(w) if *w >= RANGE_FLAG => {
+                    let (s, e) = (k, key_bytes(key + (w - RANGE_FLAG)));
+                    b.delete_range(s.clone()..e.clone());
+                    mops.push(Op::DeleteRange(s, e));
+                }
                 Some(len) => {
                     let v = value_bytes(*key, tag, *len);
                     b.put(&k, &v);
@@ -164,7 +182,7 @@ impl Runner {
 
     /// Writes a batch; the model takes it as acknowledged, or as maybe written if it failed
     /// other than by a read-only refusal.
-    fn write(&mut self, b: WriteBatch, ops: Vec<Op>, sync: bool) -> Checked<Flow> {
+    pub(super) fn write(&mut self, b: WriteBatch, ops: Vec<Op>, sync: bool) -> Checked<Flow> {
         self.summary.ops += 1;
         let time = self.now();
         match self.db().write(b, &WriteOptions { sync }) {
@@ -268,7 +286,9 @@ impl Runner {
             Ok(()) => {
                 // compact_range flushes first: everything acknowledged is durable.
                 self.model.mark_durable();
-                self.check_raw(from.is_none() && to.is_none())
+                // Live snapshots may keep expired tombstones: what they hide is still visible.
+                let full = from.is_none() && to.is_none() && self.snaps.is_empty();
+                self.check_raw(full)
             }
             Err(e) => self.on_error(e, "compact_range"),
         }

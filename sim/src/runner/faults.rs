@@ -27,8 +27,9 @@ impl Runner {
     /// Either way the armed crash is disarmed. `during` names what was running, for the fault
     /// list. Returns what the crash promises a reopen.
     pub(super) fn crash(&mut self, power: Option<bool>, during: Option<&str>) -> CrashKind {
-        // The crashed process's scan dies with it.
+        // The crashed process's scan and snapshots die with it.
         self.held = None;
+        self.snaps.clear();
         let armed = self.armed_crash.take();
         let power = power.or(armed).unwrap_or(true);
         let kind = if power {

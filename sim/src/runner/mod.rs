@@ -15,6 +15,7 @@ mod exec;
 mod faults;
 mod open;
 mod oracle;
+mod reads;
 mod report;
 
 pub use report::{Failure, FailureKind, RunSummary};
@@ -24,7 +25,7 @@ use crate::workload::{Knobs, Step};
 use crate::World;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sedimentdb::{Background, Db, Options, Scan};
+use sedimentdb::{Background, Db, Options, Scan, Snapshot};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
@@ -43,6 +44,15 @@ pub const PROBES: &[&str] = &[
     "read-only after a failed append",
     "read-only after a failed sync",
     "read-only after a failed sync_dir",
+    "snapshot read a version kept only for it",
+    "snapshot read after a compaction",
+    "range tombstone in a table",
+    "range tombstone dropped by compaction",
+    "cursor changed direction",
+    "checkpoint with hard-linked tables",
+    "checkpoint with copied tables",
+    "checkpoint of waiting immutable memtables",
+    "interrupted checkpoint refused at open",
 ];
 
 /// What the last close or crash promises about the state a reopen must find.
@@ -85,6 +95,11 @@ struct Runner {
     refused: u32,
     /// A scan held open across other steps, and the state it must return.
     held: Option<(Scan, Entries)>,
+    /// Snapshots held across other steps, oldest first, each with the model's state when it
+    /// was taken.
+    snaps: Vec<(Snapshot, KeyValues)>,
+    /// Checkpoints taken so far (each goes into its own directory).
+    checkpoints: u32,
     grace_ms: u64,
     /// The latest the clock has read: a compaction may have dropped a tombstone then, before a
     /// backward jump.
@@ -107,6 +122,9 @@ struct Runner {
 pub type Checked<T> = Result<T, Box<Failure>>;
 
 type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// A state of the model: every live key and its value.
+type KeyValues = BTreeMap<Vec<u8>, Vec<u8>>;
 
 /// Decides what survives a power loss: a seeded RNG, or a script of choices (for enumerating
 /// every crash state).
@@ -169,6 +187,7 @@ pub fn run_steps_with(
     };
     let world = World::new();
     world.fs.set_strict_unlink(true);
+    world.fs.set_links_supported(knobs.links_supported);
     let mut r = Runner {
         seed,
         world,
@@ -186,6 +205,8 @@ pub fn run_steps_with(
         planted: planted_name(),
         refused: 0,
         held: None,
+        snaps: Vec::new(),
+        checkpoints: 0,
         grace_ms: knobs.tombstone_grace_ms,
         clock_high: 0,
         manifest_acted_len: BTreeMap::new(),
@@ -234,6 +255,13 @@ impl Runner {
             self.step = i;
             self.op = s.to_rust();
             self.summary.steps += 1;
+            let kind = self
+                .op
+                .split([' ', '{'])
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            *self.summary.step_kinds.entry(kind).or_default() += 1;
             self.injected_before_step = self.world.fs.stats().injected_total();
             if let Flow::Stop = self.exec(s)? {
                 break;
@@ -263,15 +291,22 @@ impl Runner {
         *self.summary.met.entry(what.to_string()).or_default() += 1;
     }
 
-    /// Probes a stall if the open `Db` counted one since the last look.
+    /// Probes a stall if the open `Db` counted one since the last look, and the range
+    /// tombstones its tables hold and its compactions dropped.
     fn note_stalls(&mut self) {
-        let Some(n) = self.db.as_ref().map(|db| db.stats().write_stalls) else {
+        let Some(st) = self.db.as_ref().map(|db| db.stats()) else {
             return;
         };
-        if n > self.stalls {
+        if st.write_stalls > self.stalls {
             self.probe("writer stalled for a flush");
         }
-        self.stalls = n;
+        self.stalls = st.write_stalls;
+        if st.table_range_tombstones > 0 {
+            self.probe("range tombstone in a table");
+        }
+        if st.range_tombstones_dropped > 0 {
+            self.probe("range tombstone dropped by compaction");
+        }
     }
 
     /// Counts a rare path reached (a code probe, as FoundationDB's `CODE_PROBE`).

@@ -41,6 +41,7 @@ impl Runner {
     /// Closes the database cleanly and opens it again (an application's restart).
     pub(super) fn close_and_reopen(&mut self) -> Checked<Flow> {
         self.held = None;
+        self.snaps.clear();
         let db = self.db.take().expect("open between steps");
         if db.stats().immutable_memtables > 0 {
             self.probe("close with immutable memtables waiting");

@@ -6,8 +6,8 @@
 use super::open::Opened;
 use super::report::FailureKind;
 use super::{bound, Checked, CrashKind, Entries, Flow, Runner};
-use crate::model::Mismatch;
 use crate::model::{first_difference, snapshot};
+use crate::model::{Mismatch, RangeTomb};
 use sedimentdb::internals::filename::{self, FileKind};
 use sedimentdb::{Db, Error, RawEntry, RawValue};
 use std::collections::{BTreeMap, BTreeSet};
@@ -101,25 +101,38 @@ impl Runner {
         raw: Vec<RawEntry>,
     ) -> Checked<()> {
         let keep_all = kind != CrashKind::Power;
+        let raw_ranges: Vec<(Vec<u8>, Vec<u8>, u64)> = raw
+            .iter()
+            .filter_map(|e| match &e.value {
+                RawValue::RangeTombstone { end, deleted_at_ms } => {
+                    Some((e.key.clone(), end.clone(), *deleted_at_ms))
+                }
+                _ => None,
+            })
+            .collect();
         let raw_tombs: BTreeMap<Vec<u8>, u64> = raw
             .into_iter()
             .filter_map(|e| match e.value {
                 RawValue::Tombstone { deleted_at_ms } => Some((e.key, deleted_at_ms)),
-                RawValue::Put(_) => None,
+                RawValue::Put(_) | RawValue::RangeTombstone { .. } => None,
             })
             .collect();
         let (now, high, grace) = (self.now(), self.clock_high, self.grace_ms);
         // The engine's tombstones are the candidate's, less those past their grace period,
         // which a compaction may have dropped.
-        let tombs_ok = |want: &BTreeMap<Vec<u8>, u64>| {
+        let tombs_ok = |want: &BTreeMap<Vec<u8>, u64>, ranges: &[RangeTomb]| {
             raw_tombs.iter().all(|(k, t)| want.get(k) == Some(t))
                 && want.iter().all(|(k, t)| {
                     raw_tombs.contains_key(k) || high.max(now) >= t.saturating_add(grace)
                 })
+                && ranges_agree(&raw_ranges, ranges, high.max(now), grace).is_ok()
         };
         if let Err(msg) = self.model.recover_with(actual, keep_all, tombs_ok) {
             return Err(self.fail(
-                match self.model.classify_mismatch(actual, keep_all) {
+                match self
+                    .model
+                    .classify_mismatch(actual, keep_all, &raw_ranges, &raw_tombs)
+                {
                     Mismatch::Lost => FailureKind::LostWrite,
                     Mismatch::Invented => FailureKind::InventedWrite,
                     Mismatch::NotAPrefix => FailureKind::NotAPrefix,
@@ -279,7 +292,12 @@ impl Runner {
         };
         let now = self.now();
         let mut seen = BTreeSet::new();
+        let mut ranges = Vec::new();
         for e in &raw {
+            if let RawValue::RangeTombstone { end, deleted_at_ms } = &e.value {
+                ranges.push((e.key.clone(), end.clone(), *deleted_at_ms));
+                continue;
+            }
             self.check_raw_entry(e, now, after_full_compaction)?;
             if let RawValue::Tombstone { .. } = e.value {
                 seen.insert(e.key.clone());
@@ -297,13 +315,63 @@ impl Runner {
             ));
         }
         self.check_young_tombstones(&seen, now)?;
+        self.check_raw_ranges(&ranges, now, after_full_compaction)?;
         Ok(Flow::Continue)
+    }
+
+    /// The raw view's range tombstones (start, end, deletion time): each is a piece of an
+    /// acknowledged range delete with that time, in order; wherever the newest range delete of
+    /// the model is younger than the grace period, the view shows it; after a full compaction,
+    /// none is past its grace period.
+    fn check_raw_ranges(
+        &mut self,
+        ranges: &[(Vec<u8>, Vec<u8>, u64)],
+        now: u64,
+        after_full_compaction: bool,
+    ) -> Checked<()> {
+        let show = |k: &[u8]| String::from_utf8_lossy(k).into_owned();
+        let model = self.model.ranges().to_vec();
+        if !ranges.is_empty() {
+            self.probe("range tombstone in the raw view");
+        }
+        for (i, (s, e, t)) in ranges.iter().enumerate() {
+            let ordered = i == 0 || ranges[i - 1].1 <= *s;
+            let written = model
+                .iter()
+                .any(|r| r.start <= *s && *e <= r.end && r.time_ms == *t);
+            if !ordered || s >= e || !written {
+                return Err(self.fail(
+                    FailureKind::RawView,
+                    "each range tombstone of the raw view a piece of a range delete written                      with its deletion time, in order",
+                    format!("{}..{} deleted at {t}", show(s), show(e)),
+                ));
+            }
+            if after_full_compaction && now >= t.saturating_add(self.grace_ms) {
+                return Err(self.fail(
+                    FailureKind::RawView,
+                    "no range tombstone past its grace period after a full compaction",
+                    format!(
+                        "{}..{} deleted at {t}, now {now}, grace {} ms",
+                        show(s),
+                        show(e),
+                        self.grace_ms
+                    ),
+                ));
+            }
+        }
+        let high = self.clock_high.max(now);
+        if let Err((expected, actual)) = ranges_agree(ranges, &model, high, self.grace_ms) {
+            return Err(self.fail(FailureKind::RawView, expected, actual));
+        }
+        Ok(())
     }
 
     /// One entry of the raw view: a value the model holds, or a tombstone the model holds with
     /// the same deletion time (and, after a full compaction, still within its grace period).
     fn check_raw_entry(&self, e: &RawEntry, now: u64, after_full_compaction: bool) -> Checked<()> {
         match &e.value {
+            // Checked with the others by `check_raw_ranges`.
+            RawValue::RangeTombstone { .. } => {}
             RawValue::Put(v) => {
                 if self.model.get(&e.key) != Some(v) {
                     return Err(self.fail(
@@ -364,4 +432,65 @@ impl Runner {
         }
         Ok(())
     }
+}
+
+/// Whether the range tombstones a raw view shows (start, end, deletion time, in order) agree
+/// with the model's range deletes: each shown piece lies inside a range delete written with
+/// its time, and wherever the newest range delete covering a key is younger than the grace
+/// period by `high` (the latest the clock read), the view shows it there. Otherwise what was
+/// expected and what was found.
+pub(super) fn ranges_agree(
+    ranges: &[(Vec<u8>, Vec<u8>, u64)],
+    model: &[RangeTomb],
+    high: u64,
+    grace_ms: u64,
+) -> Result<(), (String, String)> {
+    let show = |k: &[u8]| String::from_utf8_lossy(k).into_owned();
+    for (i, (s, e, t)) in ranges.iter().enumerate() {
+        let ordered = i == 0 || ranges[i - 1].1 <= *s;
+        let written = model
+            .iter()
+            .any(|r| r.start <= *s && *e <= r.end && r.time_ms == *t);
+        if !ordered || s >= e || !written {
+            return Err((
+                "each range tombstone of the raw view a piece of a range delete written with \
+                 its deletion time, in order"
+                    .into(),
+                format!("{}..{} deleted at {t}", show(s), show(e)),
+            ));
+        }
+    }
+    let mut points: Vec<&Vec<u8>> = model.iter().flat_map(|r| [&r.start, &r.end]).collect();
+    points.sort();
+    points.dedup();
+    for w in points.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        let Some(newest) = model.iter().rev().find(|r| r.start <= *a && *b <= r.end) else {
+            continue;
+        };
+        if high >= newest.time_ms.saturating_add(grace_ms) {
+            continue;
+        }
+        // The view must cover [a, b) with pieces deleted at the newest one's time.
+        let mut x = a.clone();
+        while x < *b {
+            match ranges.iter().find(|(s, e, _)| *s <= x && x < *e) {
+                Some((_, e, t)) if *t == newest.time_ms => x = e.clone(),
+                found => {
+                    return Err((
+                        format!(
+                            "the range delete {}..{} deleted at {} (younger than the grace \
+                             period of {grace_ms} ms, the newest over {}) in the raw view",
+                            show(&newest.start),
+                            show(&newest.end),
+                            newest.time_ms,
+                            show(&x)
+                        ),
+                        format!("{found:?}"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }

@@ -25,6 +25,8 @@ pub struct RunSummary {
     /// Hash of every filesystem call: the same seed must give the same value.
     pub trace_hash: u64,
     pub fs_calls: u64,
+    /// Steps run, by kind (`Step::Put`, `Step::CursorWalk`, ...).
+    pub step_kinds: BTreeMap<String, u64>,
 }
 
 impl RunSummary {
@@ -37,6 +39,9 @@ impl RunSummary {
         }
         for (k, v) in &o.met {
             *self.met.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &o.step_kinds {
+            *self.step_kinds.entry(k.clone()).or_default() += v;
         }
         for (k, v) in &o.probes {
             *self.probes.entry(k.clone()).or_default() += v;
@@ -87,6 +92,9 @@ pub enum FailureKind {
     TableFiles,
     /// The raw view broke the tombstone or grace-period rules.
     RawView,
+    /// A checkpoint did not open as the acknowledged state at its moment, or an interrupted
+    /// one opened as something else.
+    Checkpoint,
 }
 
 /// A violation of the contract.

@@ -63,6 +63,14 @@ pub(super) fn install(
     Counters::add(&counters.compactions, 1);
     Counters::add(&counters.tombstones_dropped, outcome.tombstones_dropped);
     Counters::add(
+        &counters.range_tombstones_dropped,
+        outcome.range_tombstones_dropped,
+    );
+    Counters::add(
+        &counters.versions_kept_for_snapshots,
+        outcome.kept_for_snapshots,
+    );
+    Counters::add(
         &counters.bytes_reclaimed,
         outcome.input_bytes.saturating_sub(outcome.output_bytes),
     );

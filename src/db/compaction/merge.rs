@@ -1,14 +1,17 @@
 //! The merge of a compaction: which versions survive. No shared state: it sees entries in
 //! internal-key order (newest version of each key first) and says what to write.
 //!
-//! The tombstone rule: a tombstone is dropped only when its deletion time is at least
-//! `tombstone_grace` ago by the engine's clock *and* no level deeper than the output can hold
-//! an older version of its key. Anything less lets deleted data come back.
+//! The tombstone rule: a tombstone (point or range) is dropped only when its deletion time is at
+//! least `tombstone_grace` ago by the engine's clock, no level deeper than the output can hold
+//! an older version of a key it hides, *and* no live snapshot can see what it hides. Anything
+//! less lets deleted data come back.
 //! (Text cases: `tests/testdata/tombstone_rule.txt`.)
 
+use crate::db::flush::snapshot_stripe;
 use crate::error::{Error, Result};
 use crate::key::{self, Kind};
 use crate::planted::{self, Bug};
+use crate::rangedel::Fragments;
 use crate::version::{TableInfo, Version};
 use std::path::PathBuf;
 
@@ -33,23 +36,49 @@ impl<T: TableInfo> Rule<'_, T> {
 }
 
 /// Decides, entry by entry, what a compaction writes.
+///
+/// Versions of a key are grouped by *snapshot stripe* (the live snapshots that see them, see
+/// [`snapshot_stripe`]): the newest version of each stripe survives, unless a newer range
+/// tombstone in the same stripe covers it (no snapshot can see it then). A point tombstone is
+/// dropped only in the oldest stripe (no snapshot can see what it hides) and by the tombstone
+/// rule; a range tombstone likewise ([`Merge::output_ranges`]).
 pub struct Merge<'a, T> {
     rule: Rule<'a, T>,
-    last_user_key: Option<Vec<u8>>,
+    snapshots: &'a [u64],
+    /// The range tombstones of every input, fragmented together.
+    ranges: &'a Fragments,
+    /// The current key and the stripe of the last version of it considered.
+    last: Option<(Vec<u8>, usize)>,
     /// With the planted bug `PreferOlderVersion`: the oldest version seen of the current key.
     pending: Option<(Vec<u8>, Vec<u8>)>,
     prefer_older: bool,
+    ignore_snapshots: bool,
     pub tombstones_dropped: u64,
+    pub covered_dropped: u64,
+    pub kept_for_snapshots: u64,
 }
 
 impl<'a, T: TableInfo> Merge<'a, T> {
-    pub fn new(rule: Rule<'a, T>) -> Merge<'a, T> {
+    pub fn new(rule: Rule<'a, T>, snapshots: &'a [u64], ranges: &'a Fragments) -> Merge<'a, T> {
         Merge {
             rule,
-            last_user_key: None,
+            snapshots,
+            ranges,
+            last: None,
             pending: None,
             prefer_older: planted::active(Bug::PreferOlderVersion),
+            ignore_snapshots: planted::active(Bug::CompactionIgnoresSnapshots),
             tombstones_dropped: 0,
+            covered_dropped: 0,
+            kept_for_snapshots: 0,
+        }
+    }
+
+    fn stripe(&self, seq: u64) -> usize {
+        if self.ignore_snapshots {
+            0
+        } else {
+            snapshot_stripe(self.snapshots, seq)
         }
     }
 
@@ -68,23 +97,46 @@ impl<'a, T: TableInfo> Merge<'a, T> {
             Error::corruption(file, offset, format!("compaction input: {what}"))
         };
         let p = key::parse(ikey).ok_or_else(|| malformed("malformed internal key"))?;
-        let shadowed = self.last_user_key.as_deref() == Some(p.user_key);
-        if shadowed && !self.prefer_older {
+        let stripe = self.stripe(p.seq);
+        let same_key = self
+            .last
+            .as_ref()
+            .is_some_and(|(k, _)| k[..] == *p.user_key);
+        if same_key && self.prefer_older {
+            if p.kind == Kind::Delete {
+                key::deletion_time(value)
+                    .ok_or_else(|| malformed("tombstone without its 8-byte deletion time"))?;
+            }
+            self.pending = Some((ikey.to_vec(), value.to_vec()));
             return Ok(());
         }
-        if !shadowed {
-            self.last_user_key = Some(p.user_key.to_vec());
-            if let Some((k, v)) = self.pending.take() {
-                emit(&k, &v)?;
+        if same_key {
+            // Shadowed by a newer version seen by the same snapshots.
+            if self.last.as_ref().is_some_and(|(_, s)| *s == stripe) {
+                return Ok(());
+            }
+            self.kept_for_snapshots += 1;
+        } else if let Some((k, v)) = self.pending.take() {
+            emit(&k, &v)?;
+        }
+        self.last = Some((p.user_key.to_vec(), stripe));
+        // Covered by a newer range tombstone that the same snapshots see: gone for all of them.
+        if let Some(f) = self.ranges.fragment_at(p.user_key) {
+            let oldest_newer = f.covers.iter().rev().find(|c| c.seq > p.seq);
+            if oldest_newer.is_some_and(|c| self.stripe(c.seq) == stripe) {
+                self.covered_dropped += 1;
+                return Ok(());
             }
         }
         if p.kind == Kind::Delete {
             let t = key::deletion_time(value)
                 .ok_or_else(|| malformed("tombstone without its 8-byte deletion time"))?;
-            if !self.prefer_older && self.rule.drops_tombstone(p.user_key, t) {
+            if !self.prefer_older && stripe == 0 && self.rule.drops_tombstone(p.user_key, t) {
                 self.tombstones_dropped += 1;
                 return Ok(());
             }
+        } else if p.kind == Kind::RangeDelete {
+            return Err(malformed("range tombstone in a data block"));
         }
         if self.prefer_older {
             self.pending = Some((ikey.to_vec(), value.to_vec()));
@@ -94,10 +146,44 @@ impl<'a, T: TableInfo> Merge<'a, T> {
     }
 
     /// Emits what the merge still holds back.
-    pub fn finish(mut self, emit: &mut impl FnMut(&[u8], &[u8]) -> Result<()>) -> Result<u64> {
+    pub fn finish(
+        mut self,
+        emit: &mut impl FnMut(&[u8], &[u8]) -> Result<()>,
+    ) -> Result<Merge<'a, T>> {
         if let Some((k, v)) = self.pending.take() {
             emit(&k, &v)?;
         }
-        Ok(self.tombstones_dropped)
+        Ok(self)
+    }
+
+    /// The range tombstones the output keeps, and how many were dropped: a cover goes when a
+    /// newer cover of the same piece is seen by the same snapshots (it hides nothing more), or
+    /// when it is in the oldest stripe, its grace period has passed and no level below the
+    /// output can hold a version it covers.
+    pub fn output_ranges(&self) -> (Fragments, u64) {
+        let mut out = self.ranges.clone();
+        let mut dropped = 0;
+        let before = out.cover_count();
+        let grace_ignored = planted::active(Bug::DropRangeTombstonesIgnoringGrace);
+        out.retain_covers(|f, c| {
+            let stripe = self.stripe(c.seq);
+            let shadowed = f
+                .covers
+                .iter()
+                .any(|n| n.seq > c.seq && self.stripe(n.seq) == stripe);
+            if shadowed {
+                return false;
+            }
+            let expired =
+                grace_ignored || self.rule.now_ms >= c.time_ms.saturating_add(self.rule.grace_ms);
+            let bottom =
+                !self
+                    .rule
+                    .version
+                    .deeper_may_overlap(self.rule.output_level, &f.start, &f.end);
+            !(stripe == 0 && expired && bottom)
+        });
+        dropped += before - out.cover_count();
+        (out, dropped)
     }
 }

@@ -13,7 +13,9 @@ pub(crate) mod pick;
 use super::shared::Shared;
 use crate::error::{Error, Result};
 use crate::iter::{MergingIter, Source};
+use crate::key;
 use crate::planted::{self, Bug};
+use crate::rangedel::Fragments;
 use crate::sstable::{Table, TableBuilder, TableIter};
 use crate::sync::{self, Arc, Ordering};
 use crate::version::{TableInfo, Version, NUM_LEVELS};
@@ -87,7 +89,10 @@ pub(crate) fn compact_range(shared: &Shared, lo: Option<&[u8]>, hi: Option<&[u8]
     let last = v.deepest_level();
     if last >= 1 {
         let inputs: Vec<_> = v.overlapping(last, lo, hi);
-        if inputs.iter().any(|t| t.meta().tombstones > 0) {
+        if inputs
+            .iter()
+            .any(|t| t.meta().tombstones > 0 || !t.range_dels().is_empty())
+        {
             let c = Compaction {
                 level: last,
                 output_level: last,
@@ -104,6 +109,8 @@ pub(crate) fn compact_range(shared: &Shared, lo: Option<&[u8]>, hi: Option<&[u8]
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Outcome {
     pub tombstones_dropped: u64,
+    pub range_tombstones_dropped: u64,
+    pub kept_for_snapshots: u64,
     pub input_bytes: u64,
     pub output_bytes: u64,
 }
@@ -124,26 +131,43 @@ fn merge_and_install(shared: &Shared, c: Compaction, v: &Version) -> Result<Outc
         .collect();
     let mut iter = MergingIter::new(sources);
     iter.seek(None)?;
-    let mut merge = Merge::new(Rule {
-        version: v,
-        output_level: c.output_level,
-        now_ms: shared.env.clock.now_ms(),
-        grace_ms: u64::try_from(shared.opts.tombstone_grace.as_millis()).unwrap_or(u64::MAX),
-    });
+    // Listed after the inputs were chosen: a snapshot taken later sees every version they hold.
+    let snapshots = shared.snapshot_seqs();
+    let ranges = Fragments::merge(c.all_inputs().map(|t| t.range_dels()));
+    let mut merge = Merge::new(
+        Rule {
+            version: v,
+            output_level: c.output_level,
+            now_ms: shared.env.clock.now_ms(),
+            grace_ms: u64::try_from(shared.opts.tombstone_grace.as_millis()).unwrap_or(u64::MAX),
+        },
+        &snapshots,
+        &ranges,
+    );
     let mut out = Outputs {
         shared,
         building: None,
+        cut_pending: false,
+        last_user_key: Vec::new(),
+        lower: None,
+        ranges: Fragments::default(),
         done: Vec::new(),
     };
+    // The range tombstones the outputs keep: each output takes its own slice of them,
+    // clipped when it is cut.
+    let (kept_ranges, range_dropped) = merge.output_ranges();
+    out.ranges = kept_ranges;
     let mut emit = |k: &[u8], val: &[u8]| out.add(k, val);
     while iter.valid() {
         merge.offer(iter.key(), iter.value(), || iter.origin(), &mut emit)?;
         iter.advance()?;
     }
-    let tombstones_dropped = merge.finish(&mut emit)?;
+    let merge = merge.finish(&mut emit)?;
     let outputs = out.finish()?;
     let outcome = Outcome {
-        tombstones_dropped,
+        tombstones_dropped: merge.tombstones_dropped,
+        range_tombstones_dropped: range_dropped,
+        kept_for_snapshots: merge.kept_for_snapshots,
         input_bytes: c.all_inputs().map(|t| t.meta().size_bytes).sum(),
         output_bytes: outputs.iter().map(|t| t.meta().size_bytes).sum(),
     };
@@ -151,16 +175,32 @@ fn merge_and_install(shared: &Shared, c: Compaction, v: &Version) -> Result<Outc
     Ok(outcome)
 }
 
-/// The output tables of one compaction, cut at `table_size_bytes`.
+/// The output tables of one compaction, cut at `table_size_bytes` between two keys (never
+/// between versions of one key, which may be several while snapshots live). Each output gets
+/// the range tombstones of its own key range, clipped at the cuts, so the outputs' ranges stay
+/// disjoint.
 struct Outputs<'a> {
     shared: &'a Shared,
     building: Option<TableBuilder>,
+    /// The table being built is full: cut it before the next key.
+    cut_pending: bool,
+    last_user_key: Vec<u8>,
+    /// Where the table being built begins (`None`: the first output).
+    lower: Option<Vec<u8>>,
+    ranges: Fragments,
     done: Vec<Arc<Table>>,
 }
 
 impl Outputs<'_> {
     fn add(&mut self, ikey: &[u8], value: &[u8]) -> Result<()> {
         let s = self.shared;
+        let uk = key::user_key(ikey);
+        if self.cut_pending && uk != &self.last_user_key[..] {
+            let uk = uk.to_vec();
+            self.cut(Some(&uk))?;
+            self.lower = Some(uk);
+            self.cut_pending = false;
+        }
         let b = match &mut self.building {
             Some(b) => b,
             None => self.building.insert(TableBuilder::create(
@@ -171,16 +211,19 @@ impl Outputs<'_> {
             )?),
         };
         b.add(ikey, value)?;
-        // One version per key reaches here, so a split never separates versions of a key.
+        self.last_user_key.clear();
+        self.last_user_key.extend_from_slice(uk);
         if b.size_estimate() >= s.opts.table_size_bytes {
-            self.cut()?;
+            self.cut_pending = true;
         }
         Ok(())
     }
 
-    /// Finishes the table being built, if any: synced and opened.
-    fn cut(&mut self) -> Result<()> {
-        if let Some(b) = self.building.take() {
+    /// Finishes the table being built, if any, with the range tombstones from `lower` to
+    /// `upper`: synced and opened.
+    fn cut(&mut self, upper: Option<&[u8]>) -> Result<()> {
+        if let Some(mut b) = self.building.take() {
+            b.set_range_tombstones(self.ranges.clip(self.lower.as_deref(), upper));
             let (number, path) = (b.number(), b.path().to_path_buf());
             b.finish()?;
             let t = Table::open(&*self.shared.env.fs, &path, number)?;
@@ -189,9 +232,19 @@ impl Outputs<'_> {
         Ok(())
     }
 
-    /// Finishes the last table and makes every output's directory entry durable.
+    /// Finishes the last table (one holding only range tombstones if no entry survived) and
+    /// makes every output's directory entry durable.
     fn finish(mut self) -> Result<Vec<Arc<Table>>> {
-        self.cut()?;
+        if self.building.is_none() && self.done.is_empty() && !self.ranges.is_empty() {
+            let s = self.shared;
+            self.building = Some(TableBuilder::create(
+                &*s.env.fs,
+                &s.dir,
+                s.new_file_number(),
+                &s.opts,
+            )?);
+        }
+        self.cut(None)?;
         if !self.done.is_empty() && !planted::active(Bug::SkipCompactionDirSync) {
             let dir = &self.shared.dir;
             // Durability point: without this directory fsync, the outputs' directory entries

@@ -3,235 +3,9 @@
 
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::fmt::Write as _;
+mod step;
 
-/// One step of a run. Keys are indices into the key space, values are made from the step's tag,
-/// so a step list prints as Rust (see [`Step::to_rust`]) and replays exactly.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
-    Put {
-        key: u32,
-        len: u32,
-        tag: u32,
-        sync: bool,
-    },
-    Delete {
-        key: u32,
-        sync: bool,
-    },
-    /// `(key, Some(len))` puts, `(key, None)` deletes.
-    Batch {
-        ops: Vec<(u32, Option<u32>)>,
-        tag: u32,
-        sync: bool,
-    },
-    Get {
-        key: u32,
-    },
-    Scan {
-        from: Option<u32>,
-        to: Option<u32>,
-    },
-    Sync,
-    Flush,
-    /// Clean close and reopen.
-    Reopen,
-    /// Power loss now, then reopen.
-    PowerLoss,
-    /// Process crash now (page cache survives), then reopen.
-    ProcessCrash,
-    /// The machine dies at the `calls`-th filesystem call from now (inside whatever runs then);
-    /// the crash is applied when the engine reports the failure.
-    CrashAfterCalls {
-        calls: u32,
-        power: bool,
-    },
-    /// The next fsync (of a file or directory) fails with EIO.
-    FailSync {
-        drop_pages: bool,
-    },
-    /// The next append fails with EIO after writing `prefix` bytes.
-    FailAppend {
-        prefix: u32,
-    },
-    /// Only `free_bytes` more bytes fit on the disk.
-    DiskFull {
-        free_bytes: u32,
-    },
-    /// The disk has room again.
-    SpaceReturns,
-    /// Flip one bit of durable data in the `file`-th eligible file at `offset` (modulo its
-    /// eligible length).
-    FlipBit {
-        file: u32,
-        offset: u32,
-        bit: u8,
-    },
-    /// Flip one bit in the newest records of the manifest that the engine acted on (its last
-    /// `NEWEST_RECORDS_BYTES` durable bytes as of the last step), then restart: by a power
-    /// loss, or a clean close and reopen. The damage hardest to tell from a torn write.
-    FlipNewestEdit {
-        offset: u32,
-        bit: u8,
-        power: bool,
-    },
-    /// The next append to a table file reports success but is lost, or lands at the end of
-    /// another table file (`misdirect`).
-    TableWriteFault {
-        misdirect: bool,
-    },
-    /// The next `reads` reads of table files fail with EIO (a latent sector error).
-    LatentReadError {
-        reads: u32,
-    },
-    /// The clock moves forward.
-    ClockForward {
-        ms: u64,
-    },
-    /// The clock jumps backward a little.
-    ClockBack {
-        ms: u64,
-    },
-    /// One unit of maintenance (a flush if one waits, else a compaction if a level is over its
-    /// target), as the seeded scheduler runs background work between operations.
-    CompactStep,
-    /// Compactions until every level is within its target.
-    Compact,
-    /// Compact a key range (both ends open: a full compaction) down to the last level.
-    CompactRange {
-        from: Option<u32>,
-        to: Option<u32>,
-    },
-    /// Start a full scan and hold it open across what follows.
-    ScanHold,
-    /// Finish the held scan: it must equal the state when it started.
-    ScanFinish,
-    /// Read the raw view (tombstones with deletion times) and check the grace-period rule.
-    RawScan,
-    /// Several writers' batches queued at once (`(ops, sync)` each, ops as in `Batch`): they
-    /// share group commits, each with its own outcome.
-    Group {
-        writes: Vec<GroupWrite>,
-        tag: u32,
-    },
-}
-
-/// One writer of a `Group` step: its batch's operations (as in `Batch`) and whether it syncs.
-pub type GroupWrite = (Vec<(u32, Option<u32>)>, bool);
-
-fn ops_to_rust(ops: &[(u32, Option<u32>)]) -> String {
-    let mut s = String::from("vec![");
-    for (i, (k, v)) in ops.iter().enumerate() {
-        if i > 0 {
-            s.push_str(", ");
-        }
-        let _ = match v {
-            Some(l) => write!(s, "({k}, Some({l}))"),
-            None => write!(s, "({k}, None)"),
-        };
-    }
-    s.push(']');
-    s
-}
-
-impl Step {
-    /// The step as a Rust expression.
-    pub fn to_rust(&self) -> String {
-        let b = |x: bool| if x { "true" } else { "false" };
-        match self {
-            Step::Put {
-                key,
-                len,
-                tag,
-                sync,
-            } => {
-                format!(
-                    "Step::Put {{ key: {key}, len: {len}, tag: {tag}, sync: {} }}",
-                    b(*sync)
-                )
-            }
-            Step::Delete { key, sync } => {
-                format!("Step::Delete {{ key: {key}, sync: {} }}", b(*sync))
-            }
-            Step::Batch { ops, tag, sync } => format!(
-                "Step::Batch {{ ops: {}, tag: {tag}, sync: {} }}",
-                ops_to_rust(ops),
-                b(*sync)
-            ),
-            Step::Group { writes, tag } => {
-                let ws: Vec<String> = writes
-                    .iter()
-                    .map(|(ops, sync)| format!("({}, {})", ops_to_rust(ops), b(*sync)))
-                    .collect();
-                format!(
-                    "Step::Group {{ writes: vec![{}], tag: {tag} }}",
-                    ws.join(", ")
-                )
-            }
-            Step::Get { key } => format!("Step::Get {{ key: {key} }}"),
-            Step::Scan { from, to } => format!("Step::Scan {{ from: {from:?}, to: {to:?} }}"),
-            Step::Sync => "Step::Sync".into(),
-            Step::Flush => "Step::Flush".into(),
-            Step::Reopen => "Step::Reopen".into(),
-            Step::PowerLoss => "Step::PowerLoss".into(),
-            Step::ProcessCrash => "Step::ProcessCrash".into(),
-            Step::CrashAfterCalls { calls, power } => {
-                format!(
-                    "Step::CrashAfterCalls {{ calls: {calls}, power: {} }}",
-                    b(*power)
-                )
-            }
-            Step::FailSync { drop_pages } => {
-                format!("Step::FailSync {{ drop_pages: {} }}", b(*drop_pages))
-            }
-            Step::FailAppend { prefix } => format!("Step::FailAppend {{ prefix: {prefix} }}"),
-            Step::DiskFull { free_bytes } => {
-                format!("Step::DiskFull {{ free_bytes: {free_bytes} }}")
-            }
-            Step::SpaceReturns => "Step::SpaceReturns".into(),
-            Step::FlipBit { file, offset, bit } => {
-                format!("Step::FlipBit {{ file: {file}, offset: {offset}, bit: {bit} }}")
-            }
-            Step::FlipNewestEdit { offset, bit, power } => format!(
-                "Step::FlipNewestEdit {{ offset: {offset}, bit: {bit}, power: {} }}",
-                b(*power)
-            ),
-            Step::TableWriteFault { misdirect } => {
-                format!("Step::TableWriteFault {{ misdirect: {} }}", b(*misdirect))
-            }
-            Step::LatentReadError { reads } => {
-                format!("Step::LatentReadError {{ reads: {reads} }}")
-            }
-            Step::ClockForward { ms } => format!("Step::ClockForward {{ ms: {ms} }}"),
-            Step::ClockBack { ms } => format!("Step::ClockBack {{ ms: {ms} }}"),
-            Step::CompactStep => "Step::CompactStep".into(),
-            Step::Compact => "Step::Compact".into(),
-            Step::CompactRange { from, to } => {
-                format!("Step::CompactRange {{ from: {from:?}, to: {to:?} }}")
-            }
-            Step::ScanHold => "Step::ScanHold".into(),
-            Step::ScanFinish => "Step::ScanFinish".into(),
-            Step::RawScan => "Step::RawScan".into(),
-        }
-    }
-
-    /// True for steps that inject a fault.
-    pub fn is_fault(&self) -> bool {
-        matches!(
-            self,
-            Step::PowerLoss
-                | Step::ProcessCrash
-                | Step::CrashAfterCalls { .. }
-                | Step::FailSync { .. }
-                | Step::FailAppend { .. }
-                | Step::DiskFull { .. }
-                | Step::FlipBit { .. }
-                | Step::FlipNewestEdit { .. }
-                | Step::TableWriteFault { .. }
-                | Step::LatentReadError { .. }
-        )
-    }
-}
+pub use step::{GroupWrite, Step, RANGE_FLAG};
 
 /// The shape of a run: sizes, the engine's options and the rate of each step kind (relative
 /// weights; a weight of zero turns the kind off).
@@ -281,6 +55,19 @@ pub struct Knobs {
     pub db_dir: &'static str,
     /// Percent of writes that ask for sync.
     pub sync_pct: u32,
+    pub w_delete_range: u32,
+    pub w_scan_rev: u32,
+    pub w_prefix: u32,
+    pub w_cursor: u32,
+    /// Snapshot steps: take, read and release.
+    pub w_snapshot: u32,
+    pub w_checkpoint: u32,
+    /// Percent of batch operations that are range deletes.
+    pub range_in_batch_pct: u32,
+    /// Widest range delete, in keys.
+    pub range_width_max: u32,
+    /// Whether the filesystem can hard-link (else checkpoints copy tables).
+    pub links_supported: bool,
 }
 
 /// The database directories a seed may draw.
@@ -326,6 +113,15 @@ impl Default for Knobs {
             manual_background: false,
             db_dir: DB_DIRS[0],
             sync_pct: 70,
+            w_delete_range: 3,
+            w_scan_rev: 3,
+            w_prefix: 2,
+            w_cursor: 3,
+            w_snapshot: 4,
+            w_checkpoint: 1,
+            range_in_batch_pct: 10,
+            range_width_max: 16,
+            links_supported: true,
         }
     }
 }
@@ -423,6 +219,14 @@ impl Knobs {
             // The scheduler's maintenance steps are the only background work.
             k.w_compact_step = k.w_compact_step.max(1) * 4;
         }
+        // The read API and range deletes, drawn after everything above.
+        k.w_delete_range *= pick(&mut rng, &[0, 1, 3]) as u32;
+        k.w_snapshot *= pick(&mut rng, &[0, 1, 2]) as u32;
+        k.w_cursor *= pick(&mut rng, &[0, 1, 3]) as u32;
+        k.w_checkpoint *= pick(&mut rng, &[0, 1, 4]) as u32;
+        k.range_in_batch_pct = pick(&mut rng, &[0, 10, 40]) as u32;
+        k.range_width_max = pick(&mut rng, &[1, 4, 16, 200]) as u32;
+        k.links_supported = below(&mut rng, 3) != 0;
         k
     }
 }
@@ -453,6 +257,12 @@ pub fn generate(seed: u64, k: &Knobs) -> Vec<Step> {
         k.w_scan_hold,
         k.w_raw_scan,
         k.w_group,
+        k.w_delete_range,
+        k.w_scan_rev,
+        k.w_prefix,
+        k.w_cursor,
+        k.w_snapshot,
+        k.w_checkpoint,
     ];
     let total: u32 = weights.iter().sum();
     let mut steps = Vec::with_capacity(k.steps);
@@ -468,6 +278,8 @@ pub fn generate(seed: u64, k: &Knobs) -> Vec<Step> {
             }
         };
         let sync = |rng: &mut ChaCha8Rng| below(rng, 100) < u64::from(k.sync_pct);
+        let width = |rng: &mut ChaCha8Rng| below(rng, u64::from(k.range_width_max) + 1) as u32;
+        let maybe_key = |rng: &mut ChaCha8Rng| (below(rng, 4) != 0).then(|| key(rng));
         if disk_full && below(&mut rng, 6) == 0 {
             disk_full = false;
             steps.push(Step::SpaceReturns);
@@ -498,7 +310,11 @@ pub fn generate(seed: u64, k: &Knobs) -> Vec<Step> {
                 let ops = (0..n)
                     .map(|_| {
                         let kk = key(&mut rng);
-                        let v = (below(&mut rng, 3) != 0).then(|| len(&mut rng));
+                        let v = if below(&mut rng, 100) < u64::from(k.range_in_batch_pct) {
+                            Some(RANGE_FLAG + width(&mut rng))
+                        } else {
+                            (below(&mut rng, 3) != 0).then(|| len(&mut rng))
+                        };
                         (kk, v)
                     })
                     .collect();
@@ -591,6 +407,48 @@ pub fn generate(seed: u64, k: &Knobs) -> Vec<Step> {
                 }
             }
             20 => Step::RawScan,
+            22 => Step::DeleteRange {
+                from: key(&mut rng),
+                width: width(&mut rng),
+                sync: sync(&mut rng),
+            },
+            23 => Step::ScanRev {
+                from: maybe_key(&mut rng),
+                to: maybe_key(&mut rng),
+                zigzag: below(&mut rng, 3) == 0,
+            },
+            24 => Step::Prefix {
+                key: key(&mut rng),
+                len: 3 + below(&mut rng, 7) as u32,
+                rev: below(&mut rng, 2) == 0,
+            },
+            25 => {
+                let n = 1 + below(&mut rng, 24);
+                let moves = (0..n)
+                    .map(|_| {
+                        let op = below(&mut rng, 6) as u32;
+                        // Seeks aim anywhere in the key space, a little past its ends too.
+                        let kk = below(&mut rng, u64::from(k.keyspace) + 2) as u32;
+                        kk * 6 + op
+                    })
+                    .collect();
+                Step::CursorWalk {
+                    lo: (below(&mut rng, 3) == 0).then(|| key(&mut rng)),
+                    hi: (below(&mut rng, 3) == 0).then(|| key(&mut rng)),
+                    snapshot: below(&mut rng, 3) == 0,
+                    moves,
+                }
+            }
+            26 => match below(&mut rng, 4) {
+                0 => Step::SnapshotTake,
+                1 => Step::SnapshotRelease {
+                    which: below(&mut rng, 3) as u32,
+                },
+                _ => Step::SnapshotRead {
+                    which: below(&mut rng, 3) as u32,
+                },
+            },
+            27 => Step::Checkpoint,
             _ => {
                 let n = 2 + below(&mut rng, u64::from(k.group_writers_max.max(2) - 1));
                 let writes = (0..n)
@@ -599,7 +457,11 @@ pub fn generate(seed: u64, k: &Knobs) -> Vec<Step> {
                         let ops = (0..m)
                             .map(|_| {
                                 let kk = key(&mut rng);
-                                let v = (below(&mut rng, 4) != 0).then(|| len(&mut rng));
+                                let v = if below(&mut rng, 100) < u64::from(k.range_in_batch_pct) {
+                                    Some(RANGE_FLAG + width(&mut rng))
+                                } else {
+                                    (below(&mut rng, 4) != 0).then(|| len(&mut rng))
+                                };
                                 (kk, v)
                             })
                             .collect();
