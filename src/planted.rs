@@ -76,12 +76,16 @@ pub enum Bug {
     /// A checkpoint copies the live WAL only up to its last fsync, missing acknowledged
     /// unsynced writes.
     CheckpointMissesWalTail,
+    /// A checkpoint does not fsync the tables and the WAL it copies.
+    SkipCheckpointCopySync,
+    /// A checkpoint returns without fsyncing its directory after removing its pending marker.
+    SkipCheckpointFinalDirSync,
 }
 
 impl Bug {
     /// Every planted bug.
     #[cfg_attr(not(feature = "planted-bugs"), allow(dead_code))]
-    pub const ALL: [Bug; 30] = [
+    pub const ALL: [Bug; 32] = [
         Bug::AckBeforeWalSync,
         Bug::RetryFailedFsync,
         Bug::SkipWalSyncAtRotation,
@@ -112,6 +116,8 @@ impl Bug {
         Bug::ReverseWithoutRepositioning,
         Bug::DropRangeTombstonesIgnoringGrace,
         Bug::CheckpointMissesWalTail,
+        Bug::SkipCheckpointCopySync,
+        Bug::SkipCheckpointFinalDirSync,
     ];
 }
 

@@ -70,6 +70,12 @@ fn ops_vs_model() {
     assert!(replay_committed("ops_vs_model", harness::ops_vs_model) > 0);
 }
 
+#[test]
+fn range_del_block() {
+    random_inputs(3000, 2048, harness::range_del_block);
+    assert!(replay_committed("range_del_block", harness::range_del_block) > 0);
+}
+
 /// The harnesses can fail: with a planted bug (reads skip checksums) the table harness must
 /// catch wrong data coming out of a damaged table.
 #[cfg(feature = "planted-bugs")]

@@ -68,7 +68,9 @@ fn proving_kinds(bug: Bug) -> &'static [FailureKind] {
         // A young range tombstone missing from the raw view, or what it hid back.
         Bug::DropRangeTombstonesIgnoringGrace => &[RawView, WrongRead, NotAPrefix],
         // The checkpoint lacks acknowledged writes.
-        Bug::CheckpointMissesWalTail => &[Checkpoint],
+        Bug::CheckpointMissesWalTail
+        | Bug::SkipCheckpointCopySync
+        | Bug::SkipCheckpointFinalDirSync => &[Checkpoint],
     }
 }
 

@@ -115,8 +115,9 @@ pub enum RawValue {
     /// The key was deleted at this wall-clock time (milliseconds since the Unix epoch).
     Tombstone { deleted_at_ms: u64 },
     /// Every key from this entry's key up to `end` (excluded) was deleted at this time by a
-    /// range delete. Shown where it is the newest range tombstone, in pieces where newer
-    /// writes or tombstones cut it.
+    /// range delete. Shown where it is the newest range tombstone, cut into pieces where a
+    /// newer range tombstone covers part of it. (Keys written after it in that range are
+    /// shown as entries of their own.)
     RangeTombstone { end: Vec<u8>, deleted_at_ms: u64 },
 }
 

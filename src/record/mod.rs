@@ -27,8 +27,12 @@ mod writer;
 pub use reader::{check_file_header, holds_records, proven_synced_len, read_all, replay, LogEnd};
 pub use writer::LogWriter;
 
-/// Version of the log framing. DO NOT CHANGE the meaning of a published version.
-pub const LOG_FORMAT_VERSION: u32 = 1;
+/// Version of the log framing and of what WAL and manifest records hold, written. DO NOT
+/// CHANGE the meaning of a published version. Version 2 added range deletes (kind 2) to write
+/// batches and range sentinels to table bounds in manifest edits; version 1 logs keep opening.
+pub const LOG_FORMAT_VERSION: u32 = 2;
+/// The oldest log format version this build reads.
+pub const LOG_FORMAT_VERSION_MIN: u32 = 1;
 /// Bytes of the file header.
 pub const FILE_HEADER_LEN: usize = 24;
 /// Bytes of a record header.

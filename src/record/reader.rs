@@ -1,6 +1,8 @@
 //! Reading a log back: header checks, record parsing, and the torn-tail rule.
 
-use super::{record_crc, FILE_HEADER_LEN, LOG_FORMAT_VERSION, RECORD_HEADER_LEN};
+use super::{
+    record_crc, FILE_HEADER_LEN, LOG_FORMAT_VERSION, LOG_FORMAT_VERSION_MIN, RECORD_HEADER_LEN,
+};
 use crate::env::File;
 use crate::error::{Error, Result};
 use std::path::Path;
@@ -43,7 +45,7 @@ pub fn check_file_header(data: &[u8], path: &Path, magic: [u8; 8], file_number: 
         return Err(Error::corruption(path, 0, "file header checksum mismatch"));
     }
     let version = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
-    if version != LOG_FORMAT_VERSION {
+    if !(LOG_FORMAT_VERSION_MIN..=LOG_FORMAT_VERSION).contains(&version) {
         return Err(Error::UnsupportedVersion {
             file: path.to_path_buf(),
             found: version,

@@ -5,19 +5,21 @@
 //! accepted as something it is not.
 //!
 //! One file per harness (`wal_replay`, `sstable_open_and_read`, `manifest_replay`,
-//! `block_and_filter`, `ops_vs_model`); this file holds what they share: [`Input`], which reads
+//! `block_and_filter`, `ops_vs_model`, `range_del_block`); this file holds what they share: [`Input`], which reads
 //! structured choices from fuzzer bytes, the damage a mutation does to a valid file, what counts
 //! as a clear error, and the table of every harness by name.
 
 mod block_and_filter;
 mod manifest_replay;
 mod ops_vs_model;
+mod range_del_block;
 mod sstable_open_and_read;
 mod wal_replay;
 
 pub use block_and_filter::block_and_filter;
 pub use manifest_replay::manifest_replay;
 pub use ops_vs_model::{ops_vs_model, steps_from_bytes};
+pub use range_del_block::range_del_block;
 pub use sedimentdb::internals::MemFile;
 pub use sstable_open_and_read::sstable_open_and_read;
 pub use wal_replay::wal_replay;
@@ -131,10 +133,11 @@ fn is_clear_error(e: &Error) -> bool {
 pub type Harness = fn(&[u8]);
 
 /// Every harness by name, for the regression replayer and the fuzz targets.
-pub const HARNESSES: [(&str, Harness); 5] = [
+pub const HARNESSES: [(&str, Harness); 6] = [
     ("wal_replay", wal_replay),
     ("sstable_open_and_read", sstable_open_and_read),
     ("manifest_replay", manifest_replay),
     ("block_and_filter", block_and_filter),
     ("ops_vs_model", ops_vs_model),
+    ("range_del_block", range_del_block),
 ];
