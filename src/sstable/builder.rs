@@ -2,7 +2,9 @@
 
 use super::block::BlockBuilder;
 use super::bloom;
-use super::format::{block_crc, put_handle, BlockHandle, Footer, TableMeta, TABLE_FORMAT_VERSION};
+use super::format::{
+    block_crc, put_handle, BlockHandle, Footer, MetaV2, TableMeta, TABLE_FORMAT_VERSION,
+};
 use crate::env::{join, File, Fs};
 use crate::error::{Error, Result};
 use crate::filename::table_name;
@@ -32,6 +34,7 @@ pub struct TableBuilder {
     last_user_key: Vec<u8>,
     meta: TableMeta,
     range_dels: Fragments,
+    older_versions: u64,
 }
 
 impl TableBuilder {
@@ -78,6 +81,7 @@ impl TableBuilder {
                 ..TableMeta::default()
             },
             range_dels: Fragments::default(),
+            older_versions: 0,
         }
     }
 
@@ -97,6 +101,8 @@ impl TableBuilder {
             self.hashes.push(bloom::key_hash(p.user_key));
             self.last_user_key.clear();
             self.last_user_key.extend_from_slice(p.user_key);
+        } else {
+            self.older_versions += 1;
         }
         self.meta.entries += 1;
         if p.kind == Kind::Delete {
@@ -208,7 +214,11 @@ impl TableBuilder {
             self.meta.smallest_seq = 0;
         }
         let meta_fields = self.meta.clone();
-        let meta = self.write_block(|out| meta_fields.encode_block_v2(range_del, out))?;
+        let ext = MetaV2 {
+            range_del,
+            older_versions: self.older_versions,
+        };
+        let meta = self.write_block(|out| meta_fields.encode_block_v2(ext, out))?;
         let mut index_builder = std::mem::replace(&mut self.index, BlockBuilder::new(1));
         let index = self.write_block(|out| index_builder.finish_into(out))?;
         let footer = Footer {

@@ -17,7 +17,8 @@
 //!                      value = offset varint | len varint
 //! meta block: entries varint | tombstones varint | smallest_seq varint | largest_seq varint
 //!             | smallest_key_len varint | smallest_key | largest_key_len varint | largest_key
-//!             | range_del_offset varint | range_del_len varint       -- version 2 only
+//!             | range_del_offset varint | range_del_len varint | older_versions varint
+//!                                                                  -- these three: version 2
 //! range_del block: see `rangedel.rs`
 //! ```
 //! Block lengths exclude the trailer.
@@ -156,6 +157,16 @@ pub fn get_handle(buf: &[u8]) -> Option<BlockHandle> {
     (p == buf.len()).then_some(BlockHandle { offset, len })
 }
 
+/// What a version-2 meta block adds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MetaV2 {
+    /// Where the range-deletion block is.
+    pub range_del: BlockHandle,
+    /// Entries that are older versions of a key (kept for snapshots): a full compaction
+    /// rewrites the last level's tables that hold any.
+    pub older_versions: u64,
+}
+
 /// What a table holds: kept in the manifest and in memory.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TableMeta {
@@ -183,10 +194,12 @@ impl TableMeta {
         out.extend_from_slice(&self.largest);
     }
 
-    /// Encodes a version-2 meta block: the fields, then the range-deletion block's handle.
-    pub fn encode_block_v2(&self, range_del: BlockHandle, out: &mut Vec<u8>) {
+    /// Encodes a version-2 meta block: the fields, the range-deletion block's handle, and how
+    /// many entries are older versions of a key an entry before them holds.
+    pub fn encode_block_v2(&self, ext: MetaV2, out: &mut Vec<u8>) {
         self.encode_block(out);
-        put_handle(out, range_del);
+        put_handle(out, ext.range_del);
+        varint::put(out, ext.older_versions);
     }
 
     /// Decodes a meta block of format `version`: the fields, and for version 2 the
@@ -196,7 +209,7 @@ impl TableMeta {
         number: u64,
         size_bytes: u64,
         version: u32,
-    ) -> Option<(TableMeta, Option<BlockHandle>)> {
+    ) -> Option<(TableMeta, Option<MetaV2>)> {
         if version == 1 {
             return Some((TableMeta::decode_block(buf, number, size_bytes)?, None));
         }
@@ -210,8 +223,16 @@ impl TableMeta {
             p = p.checked_add(n).filter(|e| *e <= buf.len())?;
         }
         let meta = TableMeta::decode_block(&buf[..p], number, size_bytes)?;
-        let handle = get_handle(&buf[p..])?;
-        Some((meta, Some(handle)))
+        let offset = varint::get(buf, &mut p)?;
+        let len = varint::get(buf, &mut p)?;
+        let older_versions = varint::get(buf, &mut p)?;
+        (p == buf.len() && older_versions <= meta.entries).then_some((
+            meta,
+            Some(MetaV2 {
+                range_del: BlockHandle { offset, len },
+                older_versions,
+            }),
+        ))
     }
 
     /// Decodes a meta block.

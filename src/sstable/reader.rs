@@ -30,6 +30,7 @@ pub struct Table {
     index: Vec<IndexEntry>,
     filter: Vec<u8>,
     range_dels: Fragments,
+    older_versions: u64,
     version: u32,
 }
 
@@ -85,17 +86,18 @@ impl Table {
             index: Vec::new(),
             filter: Vec::new(),
             range_dels: Fragments::default(),
+            older_versions: 0,
             version: footer.version,
         };
         let mut buf = Vec::new();
         t.read_block(footer.filter, &mut buf)?;
         t.filter = buf.clone();
         t.read_block(footer.meta, &mut buf)?;
-        let (meta, range_del) =
-            TableMeta::decode_block_versioned(&buf, number, len, footer.version).ok_or_else(
-                || Error::corruption(path, footer.meta.offset, "malformed meta block"),
-            )?;
+        let (meta, ext) = TableMeta::decode_block_versioned(&buf, number, len, footer.version)
+            .ok_or_else(|| Error::corruption(path, footer.meta.offset, "malformed meta block"))?;
         t.meta = meta;
+        t.older_versions = ext.map_or(0, |e| e.older_versions);
+        let range_del = ext.map(|e| e.range_del);
         t.read_block(footer.index, &mut buf)?;
         let trailer = BLOCK_TRAILER_LEN as u64;
         // Data blocks end where the range-deletion block (version 2) or the filter begins.
@@ -240,6 +242,11 @@ impl Table {
     /// The table's range tombstones (empty for a version-1 table).
     pub fn range_dels(&self) -> &Fragments {
         &self.range_dels
+    }
+
+    /// Entries that are older versions of a key (kept for snapshots); 0 for version 1.
+    pub fn older_versions(&self) -> u64 {
+        self.older_versions
     }
 
     /// The table's format version.

@@ -62,7 +62,8 @@ pub(crate) fn step(shared: &Shared) -> Result<bool> {
 }
 
 /// Compacts every table overlapping `[lo, hi]` down to the deepest level, then rewrites that
-/// level's overlapping tables that hold tombstones, dropping the expired ones.
+/// level's overlapping tables if any holds tombstones or older versions (kept for a snapshot),
+/// dropping what no reader needs any more.
 pub(crate) fn compact_range(shared: &Shared, lo: Option<&[u8]>, hi: Option<&[u8]>) -> Result<()> {
     let _c = sync::lock(&shared.compact_mu);
     for level in 0..NUM_LEVELS - 1 {
@@ -89,10 +90,9 @@ pub(crate) fn compact_range(shared: &Shared, lo: Option<&[u8]>, hi: Option<&[u8]
     let last = v.deepest_level();
     if last >= 1 {
         let inputs: Vec<_> = v.overlapping(last, lo, hi);
-        if inputs
-            .iter()
-            .any(|t| t.meta().tombstones > 0 || !t.range_dels().is_empty())
-        {
+        if inputs.iter().any(|t| {
+            t.meta().tombstones > 0 || !t.range_dels().is_empty() || t.older_versions() > 0
+        }) {
             let c = Compaction {
                 level: last,
                 output_level: last,
