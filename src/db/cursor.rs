@@ -132,7 +132,7 @@ impl View {
     /// True if a range tombstone visible at the view's sequence and newer than `seq` covers
     /// `user_key`.
     pub fn covered(&self, user_key: &[u8], seq: u64) -> bool {
-        self.ranges.max_seq_at(user_key, self.seq) > seq
+        !self.ranges.is_empty() && self.ranges.max_seq_at(user_key, self.seq) > seq
     }
 
     fn below_lower(&self, k: &[u8]) -> bool {
@@ -296,7 +296,7 @@ impl Cursor {
             };
             c.merge.seek(Some(&key::range_sentinel(&t)))?;
             c.dir = Direction::Forward;
-            c.find_next(None)
+            c.find_next(false)
         });
     }
 
@@ -308,7 +308,7 @@ impl Cursor {
             Bound::Unbounded => self.run(|c| {
                 c.merge.seek(None)?;
                 c.dir = Direction::Forward;
-                c.find_next(None)
+                c.find_next(false)
             }),
         }
     }
@@ -342,12 +342,11 @@ impl Cursor {
             return;
         }
         self.run(|c| {
-            let cur = std::mem::take(&mut c.key);
             if c.dir == Direction::Reverse {
-                c.merge.seek(Some(&key::range_sentinel(&cur)))?;
+                c.merge.seek(Some(&key::range_sentinel(&c.key)))?;
                 c.dir = Direction::Forward;
             }
-            c.find_next(Some(cur))
+            c.find_next(true)
         });
     }
 
@@ -358,11 +357,17 @@ impl Cursor {
         }
         self.run(|c| {
             if c.dir == Direction::Forward {
-                let cur = std::mem::take(&mut c.key);
+                let cur = c.key.clone();
                 c.position_before(Bound::Excluded(cur))?;
             }
             c.find_prev()
         });
+    }
+
+    /// The current value, moved out (the cursor keeps its key): for iterators that hand the
+    /// entry over and move on.
+    pub(crate) fn take_value(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.value)
     }
 
     /// Puts the merging iterator on the last entry whose user key is below `limit`, moving
@@ -393,30 +398,36 @@ impl Cursor {
         shown && !self.view.covered(user_key, seq)
     }
 
-    /// Forward from the merging iterator's position (skipping every version of `skip`) to the
-    /// next shown key; leaves the merging iterator on it.
-    fn find_next(&mut self, mut skip: Option<Vec<u8>>) -> Result<()> {
+    /// Forward from the merging iterator's position (skipping every version of the key in
+    /// `self.key` if `skip`) to the next shown key; leaves the merging iterator on it.
+    fn find_next(&mut self, mut skip: bool) -> Result<()> {
         self.valid = false;
         while self.merge.valid() {
             let p = key::parse(self.merge.key()).ok_or_else(|| self.malformed())?;
             if self.view.above_upper(p.user_key) {
                 return Ok(());
             }
-            if p.seq > self.view.seq || skip.as_deref() == Some(p.user_key) {
+            if p.seq > self.view.seq || (skip && p.user_key == &self.key[..]) {
                 self.merge.advance()?;
                 continue;
             }
+            self.key.clear();
+            self.key.extend_from_slice(p.user_key);
             if self.shows(p.user_key, p.kind, p.seq) {
-                self.key.clear();
-                self.key.extend_from_slice(p.user_key);
-                self.value.clear();
-                self.value.extend_from_slice(self.merge.value());
+                let v = self.merge.value();
+                if self.value.capacity() == 0 {
+                    // Taken by the last `take_value`: one exact allocation.
+                    self.value = v.to_vec();
+                } else {
+                    self.value.clear();
+                    self.value.extend_from_slice(v);
+                }
                 self.kind = p.kind;
                 self.valid = true;
                 return Ok(());
             }
             // Deleted: every older version of the key is hidden too.
-            skip = Some(p.user_key.to_vec());
+            skip = true;
             self.merge.advance()?;
         }
         Ok(())

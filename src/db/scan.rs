@@ -30,9 +30,7 @@ pub struct Scan {
     back: Option<Cursor>,
     front_started: bool,
     back_started: bool,
-    /// The last keys yielded from each end: the ends stop where they meet.
-    last_front: Option<Vec<u8>>,
-    last_back: Option<Vec<u8>>,
+    /// Each cursor stays on the last key its end yielded: the ends stop where they meet.
     done: bool,
 }
 
@@ -43,8 +41,6 @@ impl Scan {
             back: None,
             front_started: false,
             back_started: false,
-            last_front: None,
-            last_back: None,
             done: false,
         }
     }
@@ -72,13 +68,14 @@ impl Iterator for Scan {
         if !self.front.valid() {
             return Scan::finish(&mut self.done, &self.front);
         }
-        let k = self.front.key();
-        if self.last_back.as_deref().is_some_and(|b| k >= b) {
-            self.done = true;
-            return None;
+        if let Some(back) = self.back.as_ref().filter(|b| b.valid()) {
+            if self.front.key() >= back.key() {
+                self.done = true;
+                return None;
+            }
         }
-        self.last_front = Some(k.to_vec());
-        Some(Ok((k.to_vec(), self.front.value().to_vec())))
+        let k = self.front.key().to_vec();
+        Some(Ok((k, self.front.take_value())))
     }
 }
 
@@ -97,13 +94,12 @@ impl DoubleEndedIterator for Scan {
         if !back.valid() {
             return Scan::finish(&mut self.done, back);
         }
-        let k = back.key();
-        if self.last_front.as_deref().is_some_and(|f| k <= f) {
+        if self.front_started && self.front.valid() && back.key() <= self.front.key() {
             self.done = true;
             return None;
         }
-        self.last_back = Some(k.to_vec());
-        Some(Ok((k.to_vec(), back.value().to_vec())))
+        let k = back.key().to_vec();
+        Some(Ok((k, back.take_value())))
     }
 }
 
