@@ -360,3 +360,42 @@ proptest! {
         }
     }
 }
+
+/// A damaged data block surfaces on the cursor and in both directions of a scan as
+/// `Error::Corruption` naming the table, never as a silent end.
+#[test]
+fn a_damaged_block_surfaces_on_the_cursor() {
+    let case = Case::std();
+    let opts = Options {
+        background: sedimentdb::Background::Inline,
+        ..case.small()
+    };
+    let db = case.open(opts.clone()).unwrap();
+    for i in 0..200 {
+        db.put(key(i), value(i, 0)).unwrap();
+    }
+    db.flush().unwrap();
+    db.close().unwrap();
+    let table = std::fs::read_dir(&case.path)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "sst"))
+        .unwrap();
+    let mut bytes = std::fs::read(&table).unwrap();
+    bytes[20] ^= 0x40; // inside the first data block
+    std::fs::write(&table, &bytes).unwrap();
+    let db = case.open(opts).unwrap();
+    let mut c = db.cursor::<&[u8], _>(..);
+    c.seek_to_first();
+    assert!(!c.valid());
+    let e = c.status().unwrap_err();
+    assert!(matches!(e, Error::Corruption { .. }), "{e}");
+    assert!(e.to_string().contains(".sst"), "{e}");
+    let fwd: Vec<_> = db.iter().collect();
+    assert!(
+        matches!(fwd.last(), Some(Err(Error::Corruption { .. }))),
+        "{fwd:?}"
+    );
+    let rev: Vec<_> = db.iter().rev().collect();
+    assert!(matches!(rev.last(), Some(Err(Error::Corruption { .. }))));
+}

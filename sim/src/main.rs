@@ -127,6 +127,10 @@ fn print_summary(total: &RunSummary, seeds: u64, failures: u64, elapsed: Duratio
     println!("db operations:      {}", total.ops);
     println!("filesystem calls:   {}", total.fs_calls);
     println!("crashes recovered:  {}", total.crashes_recovered);
+    println!("steps by kind:");
+    for (k, v) in &total.step_kinds {
+        println!("  {k:<30} {v}");
+    }
     println!("faults injected:");
     for (k, v) in &total.injected {
         println!("  {k:<30} {v}");

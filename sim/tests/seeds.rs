@@ -26,6 +26,16 @@ fn assert_kinds(total: &RunSummary, kinds: &[&str]) {
         );
     }
     assert!(total.crashes_recovered > 100, "{total:?}");
+    // Every kind of step the workload draws ran.
+    let steps_missing: Vec<_> = STEP_KINDS
+        .iter()
+        .filter(|k| total.step_kinds.get(**k).copied().unwrap_or(0) == 0)
+        .collect();
+    assert!(
+        steps_missing.is_empty(),
+        "steps never run: {steps_missing:?} (ran: {:?})",
+        total.step_kinds
+    );
     // Every code probe must be reached within one part's seeds.
     let missing: Vec<_> = PROBES
         .iter()
@@ -37,6 +47,46 @@ fn assert_kinds(total: &RunSummary, kinds: &[&str]) {
         total.probes
     );
 }
+
+/// Every kind of step `workload::generate` draws.
+const STEP_KINDS: &[&str] = &[
+    "Step::Put",
+    "Step::Delete",
+    "Step::Batch",
+    "Step::Get",
+    "Step::Scan",
+    "Step::Sync",
+    "Step::Flush",
+    "Step::Reopen",
+    "Step::PowerLoss",
+    "Step::ProcessCrash",
+    "Step::CrashAfterCalls",
+    "Step::FailSync",
+    "Step::FailAppend",
+    "Step::DiskFull",
+    "Step::SpaceReturns",
+    "Step::FlipBit",
+    "Step::FlipNewestEdit",
+    "Step::TableWriteFault",
+    "Step::LatentReadError",
+    "Step::ClockForward",
+    "Step::ClockBack",
+    "Step::CompactStep",
+    "Step::Compact",
+    "Step::CompactRange",
+    "Step::ScanHold",
+    "Step::ScanFinish",
+    "Step::RawScan",
+    "Step::Group",
+    "Step::DeleteRange",
+    "Step::ScanRev",
+    "Step::Prefix",
+    "Step::CursorWalk",
+    "Step::SnapshotTake",
+    "Step::SnapshotRead",
+    "Step::SnapshotRelease",
+    "Step::Checkpoint",
+];
 
 const ALL_KINDS: &[&str] = &[
     "power loss",

@@ -40,7 +40,7 @@ fn knobs_from(inp: &mut Input) -> Knobs {
 /// One step from its opcode byte `op` and key, reading any further argument from the input;
 /// `tag` (the step's index) makes written values unique.
 fn step_from(op: u8, key: u32, tag: u32, inp: &mut Input) -> Step {
-    match op % 28 {
+    match op % 34 {
         0..=5 => Step::Put {
             key,
             len: u32::from(inp.u8()) * 4,
@@ -119,6 +119,39 @@ fn step_from(op: u8, key: u32, tag: u32, inp: &mut Input) -> Step {
                 power: op & 0x80 != 0,
             },
         },
+        // The read API: range deletes, reverse and prefix scans, cursor walks, snapshots and
+        // checkpoints.
+        28 => Step::DeleteRange {
+            from: key,
+            width: u32::from(inp.u8() % 12),
+            sync: op & 0x80 != 0,
+        },
+        29 => Step::ScanRev {
+            from: (op & 0x40 != 0).then_some(key),
+            to: (op & 0x80 != 0).then_some(key + 8),
+            zigzag: op & 0x20 != 0,
+        },
+        30 => Step::Prefix {
+            key,
+            len: 3 + u32::from(inp.u8() % 7),
+            rev: op & 0x80 != 0,
+        },
+        31 => Step::CursorWalk {
+            lo: (op & 0x40 != 0).then_some(key),
+            hi: (op & 0x80 != 0).then_some(key + 10),
+            snapshot: op & 0x20 != 0,
+            moves: (0..1 + inp.u8() % 12)
+                .map(|_| u32::from(inp.u8()))
+                .collect(),
+        },
+        32 => match op >> 6 {
+            0 => Step::SnapshotTake,
+            1 => Step::SnapshotRelease { which: 0 },
+            _ => Step::SnapshotRead {
+                which: u32::from(op & 3),
+            },
+        },
+        33 => Step::Checkpoint,
         _ => {
             if op & 0x80 != 0 {
                 Step::DiskFull {
