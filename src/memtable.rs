@@ -2,10 +2,11 @@
 
 use crate::key::{self, Found, InternalKey, InternalKeyRef, Kind};
 use crate::rangedel::{Fragments, RangeTombstone};
+use crate::sync::{self, Mutex};
 use crossbeam_skiplist::SkipMap;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 /// Bytes charged per entry on top of its key and value: the skiplist node, its tower and the two
 /// boxes. An estimate; it only decides when to flush.
@@ -64,7 +65,7 @@ impl Memtable {
 
     /// Inserts a range tombstone deleting `[start, end)` (empty if `start >= end`).
     pub fn insert_range(&self, start: &[u8], end: &[u8], seq: u64, time_ms: u64) {
-        let mut r = self.ranges.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut r = sync::lock(&self.ranges);
         r.tombs.push(RangeTombstone {
             start: start.to_vec(),
             end: end.to_vec(),
@@ -83,7 +84,7 @@ impl Memtable {
         if self.range_count.load(Ordering::Acquire) == 0 {
             return None;
         }
-        let mut r = self.ranges.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut r = sync::lock(&self.ranges);
         let r = &mut *r;
         let f = r
             .fragments

@@ -101,7 +101,8 @@ pub(crate) fn checkpoint(shared: &Shared, dir: &Path) -> Result<()> {
 
     let manifest_number = shared.new_file_number();
     state.next_file = manifest_number.max(max_number) + 1;
-    sync_dir(fs, dir)?;
+    // The manifest's creation syncs the directory after writing it, making every entry before
+    // it durable too: the linked and copied tables and the WAL copy.
     ManifestWriter::create(fs, dir, manifest_number, &state)?;
     fs.remove_file(&marker)
         .map_err(|e| Error::io("remove", &marker, e))?;

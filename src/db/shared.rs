@@ -12,7 +12,8 @@
 //!    a flush.
 //! 3. `manifest`, `compact_pointers`.
 //! 4. `bg` — the background flags; `bg_cv` and `progress` wait on it.
-//! 5. `sv`, `obsolete`, `read_only` — leaves: nothing is taken while one is held.
+//! 5. `sv`, `obsolete`, `read_only`, `snapshots`, a memtable's `ranges` — leaves: nothing is
+//!    taken while one is held.
 //!
 //! Waiting: a writer waits on `progress` (holding `wal`; the wait releases `bg`) for a flush or compaction to
 //! make room; the work it waits for takes only `flush_mu` or `compact_mu` and ranks after them,

@@ -349,8 +349,6 @@ impl SimFs {
         self.lock().used_bytes()
     }
 
-    /// In strict mode any use of a handle to a removed file fails, as if removal destroyed the
-    /// file at once (stricter than POSIX, where it lives until its last handle closes).
     /// A copy of this filesystem as it is now (what reads see and what is durable), with no
     /// fault armed, no lock held and fresh counters: for checking a result (a checkpoint) as
     /// if the machine crashed now, without disturbing the run.
@@ -373,6 +371,8 @@ impl SimFs {
         self.lock().links_supported = on;
     }
 
+    /// In strict mode any use of a handle to a removed file fails, as if removal destroyed the
+    /// file at once (stricter than POSIX, where it lives until its last handle closes).
     pub fn set_strict_unlink(&self, on: bool) {
         self.lock().strict_unlink = on;
     }
