@@ -69,6 +69,29 @@ pub struct Options {
     /// anti-entropy. Zero allowed (drop at the first compaction into the last level holding
     /// the key).
     pub tombstone_grace: std::time::Duration,
+    /// Bytes of data blocks kept in memory for reads, shared by every table of the database
+    /// (0: no cache, every block read is a positional read and a checksum). Default 0: blocks
+    /// are stored uncompressed, so the operating system's page cache already holds them, and
+    /// on this engine's benchmark machine a 32 MiB cache over 120 MB of tables made random
+    /// reads slower (0.69x: every miss allocates and evicts), while a warm cache holding the
+    /// whole working set made them 1.04-1.07x faster. Turn it on when reads repeat over a
+    /// working set that fits, or the page cache is small.
+    pub block_cache_bytes: usize,
+}
+
+/// Options of one read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// Whether the blocks a scan or cursor reads are added to the block cache. Default `true`;
+    /// a one-off scan over much data may turn it off so it does not displace hot blocks (it
+    /// still uses blocks already cached).
+    pub fill_cache: bool,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions { fill_cache: true }
+    }
 }
 
 /// Hard ceilings that options may not exceed: bounds applied to data read from disk too.
@@ -110,6 +133,7 @@ impl Default for Options {
             level_size_multiplier: 10,
             table_size_bytes: 32 << 20,
             tombstone_grace: std::time::Duration::from_secs(10 * 24 * 3600),
+            block_cache_bytes: 0,
         }
     }
 }

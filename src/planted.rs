@@ -80,12 +80,15 @@ pub enum Bug {
     SkipCheckpointCopySync,
     /// A checkpoint returns without fsyncing its directory after removing its pending marker.
     SkipCheckpointFinalDirSync,
+    /// The block cache keys blocks by offset alone, not by table: a block of one table (even a
+    /// removed one) is served for another.
+    CacheKeyWithoutTableNumber,
 }
 
 impl Bug {
     /// Every planted bug.
     #[cfg_attr(not(feature = "planted-bugs"), allow(dead_code))]
-    pub const ALL: [Bug; 32] = [
+    pub const ALL: [Bug; 33] = [
         Bug::AckBeforeWalSync,
         Bug::RetryFailedFsync,
         Bug::SkipWalSyncAtRotation,
@@ -118,6 +121,7 @@ impl Bug {
         Bug::CheckpointMissesWalTail,
         Bug::SkipCheckpointCopySync,
         Bug::SkipCheckpointFinalDirSync,
+        Bug::CacheKeyWithoutTableNumber,
     ];
 }
 

@@ -79,6 +79,13 @@ pub struct Stats {
     /// Table files a checkpoint hard-linked, and copied (where the filesystem cannot link).
     pub checkpoint_tables_linked: u64,
     pub checkpoint_tables_copied: u64,
+    /// Data-block reads the block cache answered, and those it did not (then read from the
+    /// file).
+    pub block_cache_hits: u64,
+    pub block_cache_misses: u64,
+    /// Bytes the block cache holds now, and its capacity (`block_cache_bytes`).
+    pub block_cache_bytes: u64,
+    pub block_cache_capacity: u64,
 }
 
 /// The shape of one level.

@@ -399,3 +399,57 @@ fn a_damaged_block_surfaces_on_the_cursor() {
     let rev: Vec<_> = db.iter().rev().collect();
     assert!(matches!(rev.last(), Some(Err(Error::Corruption { .. }))));
 }
+
+/// The block cache answers repeated reads of the same blocks, stays within its capacity, can be
+/// turned off, and a scan with `fill_cache: false` leaves it as it was.
+#[test]
+fn the_block_cache_answers_repeated_reads() {
+    on_both(|case| {
+        let opts = Options {
+            block_cache_bytes: 1 << 20,
+            ..case.small()
+        };
+        let db = case.open(opts.clone()).unwrap();
+        for i in 0..2000 {
+            db.put(key(i), value(i, 0)).unwrap();
+        }
+        db.flush().unwrap();
+        db.compact_range::<&[u8], _>(..).unwrap();
+        for _ in 0..3 {
+            for i in 0..20 {
+                assert_eq!(db.get(key(i)).unwrap(), Some(value(i, 0)));
+            }
+        }
+        let st = db.stats();
+        assert!(st.block_cache_hits > 0, "{st:?}");
+        assert!(st.block_cache_bytes <= st.block_cache_capacity, "{st:?}");
+        assert_eq!(st.block_cache_capacity, 1 << 20);
+        let before = db.stats().block_cache_bytes;
+        let n = db
+            .scan_with::<&[u8], _>(.., &sedimentdb::ReadOptions { fill_cache: false })
+            .count();
+        assert_eq!(n, 2000);
+        assert_eq!(
+            db.stats().block_cache_bytes,
+            before,
+            "a scan without fill_cache filled it"
+        );
+        assert_eq!(db.iter().count(), 2000);
+        assert!(
+            db.stats().block_cache_bytes > before,
+            "a scan fills the cache by default"
+        );
+        db.close().unwrap();
+        let db = case
+            .open(Options {
+                block_cache_bytes: 0,
+                ..opts
+            })
+            .unwrap();
+        for i in 0..20 {
+            assert_eq!(db.get(key(i)).unwrap(), Some(value(i, 0)));
+        }
+        let st = db.stats();
+        assert_eq!((st.block_cache_hits, st.block_cache_capacity), (0, 0));
+    });
+}

@@ -68,6 +68,17 @@ fn proving_kinds(bug: Bug) -> &'static [FailureKind] {
         // A young range tombstone missing from the raw view, or what it hid back.
         Bug::DropRangeTombstonesIgnoringGrace => &[RawView, WrongRead, NotAPrefix],
         // The checkpoint lacks acknowledged writes.
+        // A block of another table served: wrong data in a read, after a reopen or in a
+        // checkpoint.
+        Bug::CacheKeyWithoutTableNumber => &[
+            WrongRead,
+            RawView,
+            NotAPrefix,
+            LostWrite,
+            InventedWrite,
+            Checkpoint,
+            UnexpectedError,
+        ],
         Bug::CheckpointMissesWalTail
         | Bug::SkipCheckpointCopySync
         | Bug::SkipCheckpointFinalDirSync => &[Checkpoint],

@@ -63,6 +63,8 @@ pub(crate) struct View {
     pub seq: u64,
     pub ranges: Arc<Fragments>,
     pub bounds: Arc<Bounds>,
+    /// Whether the blocks read are added to the block cache.
+    pub fill_cache: bool,
 }
 
 impl View {
@@ -110,6 +112,7 @@ impl View {
             seq,
             ranges,
             bounds: Arc::new(bounds),
+            fill_cache: true,
         }
     }
 
@@ -124,7 +127,7 @@ impl View {
         sources.extend(
             sv.version
                 .tables()
-                .map(|t| Source::Table(Box::new(TableIter::new(t.clone())))),
+                .map(|t| Source::Table(Box::new(TableIter::with_fill(t.clone(), self.fill_cache)))),
         );
         MergingIter::new(sources)
     }

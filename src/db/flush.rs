@@ -13,7 +13,7 @@ use crate::manifest::VersionEdit;
 use crate::memtable::Memtable;
 use crate::options::Options;
 use crate::planted::{self, Bug};
-use crate::sstable::{Table, TableBuilder, TableMeta};
+use crate::sstable::{BlockCache, Table, TableBuilder, TableMeta};
 use crate::stats::Counters;
 use crate::sync::{self, Arc};
 use std::path::Path;
@@ -29,6 +29,7 @@ pub(crate) fn write_table(
     number: u64,
     mem: &Memtable,
     snapshots: &[u64],
+    cache: Option<Arc<BlockCache>>,
 ) -> Result<(Arc<Table>, u64)> {
     let fs = &*env.fs;
     let mut b = TableBuilder::create(fs, dir, number, o)?;
@@ -73,7 +74,7 @@ pub(crate) fn write_table(
             .map_err(|e| Error::io("sync_dir", dir, e))?;
     }
     let path = join(dir, &table_name(number));
-    let table = Table::open(fs, &path, number)?;
+    let table = Table::open_cached(fs, &path, number, cache)?;
     debug_assert_eq!(table.meta().entries, meta.entries);
     Ok((Arc::new(table), kept_for_snapshots))
 }
@@ -113,6 +114,7 @@ pub(crate) fn flush_oldest(shared: &Shared) -> Result<bool> {
             number,
             &imm,
             &snapshots,
+            shared.block_cache.clone(),
         )?;
         Counters::add(&shared.counters.versions_kept_for_snapshots, kept);
         Some(t)

@@ -24,7 +24,7 @@ use cursor::{owned_bounds, prefix_bounds, View};
 
 use crate::env::{Env, FileLock};
 use crate::error::{Error, Result};
-use crate::options::{Background, Options, WriteOptions};
+use crate::options::{Background, Options, ReadOptions, WriteOptions};
 use crate::planted::{self, Bug};
 use crate::stats::{Counters, Stats};
 use crate::sync::thread::JoinHandle;
@@ -150,8 +150,28 @@ impl Db {
     /// A cursor over the live entries in `range` as of now, for callers who move around: seek,
     /// step both ways, change direction (see [`Cursor`]).
     pub fn cursor<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Cursor {
-        let view = View::new(&self.shared, None, owned_bounds(&range));
+        self.cursor_with(range, &ReadOptions::default())
+    }
+
+    /// [`Db::cursor`] with read options: `fill_cache: false` leaves the block cache as it was
+    /// (a one-off scan over much data).
+    pub fn cursor_with<K: AsRef<[u8]>, R: RangeBounds<K>>(
+        &self,
+        range: R,
+        opts: &ReadOptions,
+    ) -> Cursor {
+        let mut view = View::new(&self.shared, None, owned_bounds(&range));
+        view.fill_cache = opts.fill_cache;
         Cursor::new(&self.shared, view)
+    }
+
+    /// [`Db::scan`] with read options (see [`Db::cursor_with`]).
+    pub fn scan_with<K: AsRef<[u8]>, R: RangeBounds<K>>(
+        &self,
+        range: R,
+        opts: &ReadOptions,
+    ) -> Scan {
+        Scan::new(self.cursor_with(range, opts))
     }
 
     /// The raw view for replication and anti-entropy: like [`Db::scan`], but tombstones are

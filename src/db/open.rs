@@ -16,7 +16,7 @@ use crate::memtable::Memtable;
 use crate::options::Options;
 use crate::planted::{self, Bug};
 use crate::record::{self as log, LogEnd, LogWriter};
-use crate::sstable::Table;
+use crate::sstable::{BlockCache, Table};
 use crate::sync::Arc;
 use crate::version::Version;
 use crate::wal::batch;
@@ -152,7 +152,8 @@ pub(crate) fn open(env: Env, dir: &Path, opts: Options) -> Result<Opened> {
     let entries = list(fs, dir)?;
     let mut state = load_manifest(fs, dir, &entries)?;
     let mut next_file = state.next_file.max(max_number(&entries) + 1).max(1);
-    let version = open_tables(fs, dir, &mut state)?;
+    let cache = BlockCache::new(opts.block_cache_bytes);
+    let version = open_tables(fs, dir, &mut state, &cache)?;
     let replayed = replay_wals(fs, dir, &entries, state.log_number, state.last_seq)?;
 
     // Write what was replayed as a level-0 table, so the old WALs can go.
@@ -163,7 +164,7 @@ pub(crate) fn open(env: Env, dir: &Path, opts: Options) -> Result<Opened> {
     if !replayed.mem.is_empty() {
         let number = next_file;
         next_file += 1;
-        let (t, _) = write_table(&env, dir, &opts, number, &replayed.mem, &[])?;
+        let (t, _) = write_table(&env, dir, &opts, number, &replayed.mem, &[], cache.clone())?;
         state
             .apply(&VersionEdit {
                 added: vec![(0, t.meta().clone())],
@@ -192,6 +193,7 @@ pub(crate) fn open(env: Env, dir: &Path, opts: Options) -> Result<Opened> {
             },
             manifest,
             next_file,
+            block_cache: cache,
             env,
             dir: dir.to_path_buf(),
             opts,
@@ -283,11 +285,16 @@ fn load_manifest(fs: &dyn Fs, dir: &Path, entries: &Listing) -> Result<ManifestS
 
 /// Opens every live table, checks it against the manifest and the level rules, and raises
 /// `state.last_seq` to the newest sequence they hold.
-fn open_tables(fs: &dyn Fs, dir: &Path, state: &mut ManifestState) -> Result<Version> {
+fn open_tables(
+    fs: &dyn Fs,
+    dir: &Path,
+    state: &mut ManifestState,
+    cache: &Option<Arc<BlockCache>>,
+) -> Result<Version> {
     let mut tables = Vec::with_capacity(state.tables.len());
     for (level, meta) in state.tables.values() {
         let path = join(dir, &table_name(meta.number));
-        let t = Table::open(fs, &path, meta.number).map_err(|e| match e {
+        let t = Table::open_cached(fs, &path, meta.number, cache.clone()).map_err(|e| match e {
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 Error::corruption(&path, 0, "the manifest names this table but it is missing")
             }

@@ -122,6 +122,12 @@ pub(crate) fn stats(shared: &Shared) -> Stats {
         ..Stats::default()
     };
     (s.live_snapshots, s.oldest_snapshot_seq) = shared.snapshot_summary();
+    if let Some(c) = &shared.block_cache {
+        s.block_cache_hits = c.hits();
+        s.block_cache_misses = c.misses();
+        s.block_cache_bytes = c.bytes();
+        s.block_cache_capacity = c.capacity();
+    }
     for level in &sv.version.levels {
         let mut l = LevelStats::default();
         for t in level {

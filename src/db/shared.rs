@@ -30,7 +30,7 @@ use crate::manifest::ManifestWriter;
 use crate::memtable::Memtable;
 use crate::options::Options;
 use crate::record::LogWriter;
-use crate::sstable::Table;
+use crate::sstable::{BlockCache, Table};
 use crate::stats::Counters;
 use crate::sync::{self, Arc, AtomicBool, AtomicU64, Condvar, Mutex, Ordering, RwLock};
 use crate::version::{Version, NUM_LEVELS};
@@ -113,6 +113,8 @@ pub(crate) struct Shared {
     closed: AtomicBool,
     /// Compactions running now (a flush that finishes meanwhile counts as racing one).
     pub compactions_running: AtomicU64,
+    /// The data blocks every table reads through (`None` if `block_cache_bytes` is 0).
+    pub block_cache: Option<Arc<BlockCache>>,
     /// Live snapshots: sequence number -> how many handles hold it.
     snapshots: Mutex<BTreeMap<u64, usize>>,
 }
@@ -126,6 +128,7 @@ pub(crate) struct Parts {
     pub wal: WalState,
     pub manifest: ManifestWriter,
     pub next_file: u64,
+    pub block_cache: Option<Arc<BlockCache>>,
 }
 
 impl Shared {
@@ -154,6 +157,7 @@ impl Shared {
             closed: AtomicBool::new(false),
             compactions_running: AtomicU64::new(0),
             snapshots: Mutex::new(BTreeMap::new()),
+            block_cache: p.block_cache,
         }
     }
 

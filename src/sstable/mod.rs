@@ -4,9 +4,11 @@
 pub mod block;
 pub mod bloom;
 pub mod builder;
+pub mod cache;
 pub mod format;
 pub mod reader;
 
 pub use builder::TableBuilder;
+pub use cache::BlockCache;
 pub use format::TableMeta;
 pub use reader::{Table, TableIter};

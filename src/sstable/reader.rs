@@ -3,6 +3,7 @@
 
 use super::block::BlockCursor;
 use super::bloom;
+use super::cache::{Block, BlockCache};
 use super::format::{
     block_crc, get_handle, BlockHandle, Footer, TableMeta, BLOCK_TRAILER_LEN, FOOTER_LEN,
 };
@@ -32,6 +33,7 @@ pub struct Table {
     range_dels: Fragments,
     older_versions: u64,
     version: u32,
+    cache: Option<Arc<BlockCache>>,
 }
 
 /// A version found by a lookup: its sequence number and what it holds.
@@ -53,6 +55,17 @@ thread_local! {
 impl Table {
     /// Opens table `number` at `path`, reading and checking its footer, index, filter and meta.
     pub fn open(fs: &dyn Fs, path: &Path, number: u64) -> Result<Table> {
+        Table::open_cached(fs, path, number, None)
+    }
+
+    /// Opens a table whose data blocks are read through `cache` (shared by the database's
+    /// tables).
+    pub fn open_cached(
+        fs: &dyn Fs,
+        path: &Path,
+        number: u64,
+        cache: Option<Arc<BlockCache>>,
+    ) -> Result<Table> {
         let file = fs.open(path).map_err(|e| Error::io("open", path, e))?;
         let len = file.len().map_err(|e| Error::io("stat", path, e))?;
         if len < FOOTER_LEN as u64 {
@@ -88,6 +101,7 @@ impl Table {
             range_dels: Fragments::default(),
             older_versions: 0,
             version: footer.version,
+            cache,
         };
         let mut buf = Vec::new();
         t.read_block(footer.filter, &mut buf)?;
@@ -254,6 +268,21 @@ impl Table {
         self.version
     }
 
+    /// A data block through the cache: the cached copy, or read, checked and (with `fill`)
+    /// added.
+    fn cached_block(&self, c: &BlockCache, h: BlockHandle, fill: bool) -> Result<Block> {
+        if let Some(b) = c.get(self.meta.number, h.offset) {
+            return Ok(b);
+        }
+        let mut v = Vec::new();
+        self.read_block(h, &mut v)?;
+        let b = Arc::new(v);
+        if fill {
+            c.insert(self.meta.number, h.offset, b.clone());
+        }
+        Ok(b)
+    }
+
     /// What the table holds.
     pub fn meta(&self) -> &TableMeta {
         &self.meta
@@ -288,7 +317,17 @@ impl Table {
                     Ok(s) => (&mut s.0, &mut s.1),
                     Err(_) => (&mut fresh.0, &mut fresh.1),
                 };
-                self.read_block(entry.handle, buf)?;
+                let cached: Block;
+                let buf: &[u8] = match &self.cache {
+                    Some(c) => {
+                        cached = self.cached_block(c, entry.handle, true)?;
+                        &cached
+                    }
+                    None => {
+                        self.read_block(entry.handle, buf)?;
+                        buf
+                    }
+                };
                 let corrupt = |r: String| Error::corruption(&self.path, entry.handle.offset, r);
                 cursor.reset(buf).map_err(corrupt)?;
                 cursor.seek(buf, lookup, key::compare).map_err(corrupt)?;
@@ -315,8 +354,10 @@ impl Table {
                 } else {
                     None
                 };
-                if buf.capacity() > (1 << 20) {
-                    *buf = Vec::new();
+                if let Ok(s) = guard.as_deref_mut() {
+                    if s.0.capacity() > (1 << 20) {
+                        s.0 = Vec::new();
+                    }
                 }
                 Ok((found, Probe::Read))
             })
@@ -328,19 +369,28 @@ impl Table {
 pub struct TableIter {
     table: Arc<Table>,
     block_index: usize,
-    block: Vec<u8>,
+    block: Block,
     cursor: BlockCursor,
     loaded: bool,
+    /// Whether blocks read are added to the table's block cache.
+    fill_cache: bool,
 }
 
 impl TableIter {
     pub fn new(table: Arc<Table>) -> TableIter {
+        TableIter::with_fill(table, true)
+    }
+
+    /// An iterator that adds the blocks it reads to the block cache only if `fill_cache`
+    /// (it uses cached ones either way).
+    pub fn with_fill(table: Arc<Table>, fill_cache: bool) -> TableIter {
         TableIter {
             table,
             block_index: 0,
-            block: Vec::new(),
+            block: Arc::new(Vec::new()),
             cursor: BlockCursor::default(),
             loaded: false,
+            fill_cache,
         }
     }
 
@@ -351,7 +401,16 @@ impl TableIter {
             return Ok(());
         };
         let h = e.handle;
-        self.table.read_block(h, &mut self.block)?;
+        if let Some(c) = &self.table.cache {
+            self.block = self.table.cached_block(c, h, self.fill_cache)?;
+        } else if let Some(buf) = Arc::get_mut(&mut self.block) {
+            // Not shared: reuse the buffer.
+            self.table.read_block(h, buf)?;
+        } else {
+            let mut v = Vec::new();
+            self.table.read_block(h, &mut v)?;
+            self.block = Arc::new(v);
+        }
         let path = &self.table.path;
         self.cursor
             .reset(&self.block)

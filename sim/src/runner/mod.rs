@@ -53,6 +53,9 @@ pub const PROBES: &[&str] = &[
     "checkpoint with copied tables",
     "checkpoint of waiting immutable memtables",
     "interrupted checkpoint refused at open",
+    "block cache hit",
+    "block cache three quarters full",
+    "scan that left the block cache as it was",
 ];
 
 /// What the last close or crash promises about the state a reopen must find.
@@ -183,6 +186,7 @@ pub fn run_steps_with(
         level1_size_bytes: knobs.level1_size_bytes,
         table_size_bytes: knobs.table_size_bytes,
         tombstone_grace: std::time::Duration::from_millis(knobs.tombstone_grace_ms),
+        block_cache_bytes: knobs.block_cache_bytes,
         ..Options::default()
     };
     let world = World::new();
@@ -306,6 +310,12 @@ impl Runner {
         }
         if st.range_tombstones_dropped > 0 {
             self.probe("range tombstone dropped by compaction");
+        }
+        if st.block_cache_hits > 0 {
+            self.probe("block cache hit");
+        }
+        if st.block_cache_capacity > 0 && st.block_cache_bytes * 4 >= st.block_cache_capacity * 3 {
+            self.probe("block cache three quarters full");
         }
     }
 

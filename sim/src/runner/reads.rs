@@ -7,7 +7,7 @@ use super::{bound, Checked, Entries, Flow, Runner};
 use crate::model::{first_difference, Op};
 use crate::workload::key_bytes;
 use crate::World;
-use sedimentdb::{Background, Cursor, Db, Error, Options, WriteBatch};
+use sedimentdb::{Background, Cursor, Db, Error, Options, ReadOptions, WriteBatch};
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::PathBuf;
@@ -70,9 +70,16 @@ impl Runner {
         self.summary.ops += 1;
         let lo = from.map(key_bytes);
         let hi = to.map(key_bytes);
+        // A zigzag scan leaves the block cache as it was (it still reads cached blocks).
+        let opts = ReadOptions {
+            fill_cache: !zigzag,
+        };
+        if zigzag && self.opts.block_cache_bytes > 0 {
+            self.probe("scan that left the block cache as it was");
+        }
         let mut scan = self
             .db()
-            .scan::<&Vec<u8>, _>((bound(&lo, true), bound(&hi, false)));
+            .scan_with::<&Vec<u8>, _>((bound(&lo, true), bound(&hi, false)), &opts);
         let (mut front, mut back): (Entries, Entries) = (Vec::new(), Vec::new());
         let mut turn = false;
         let got = loop {

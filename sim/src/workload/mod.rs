@@ -68,6 +68,8 @@ pub struct Knobs {
     pub range_width_max: u32,
     /// Whether the filesystem can hard-link (else checkpoints copy tables).
     pub links_supported: bool,
+    /// The block cache's capacity (0: no cache).
+    pub block_cache_bytes: usize,
 }
 
 /// The database directories a seed may draw.
@@ -122,6 +124,7 @@ impl Default for Knobs {
             range_in_batch_pct: 10,
             range_width_max: 16,
             links_supported: true,
+            block_cache_bytes: 64 << 10,
         }
     }
 }
@@ -227,6 +230,7 @@ impl Knobs {
         k.range_in_batch_pct = pick(&mut rng, &[0, 10, 40]) as u32;
         k.range_width_max = pick(&mut rng, &[1, 4, 16, 200]) as u32;
         k.links_supported = below(&mut rng, 3) != 0;
+        k.block_cache_bytes = pick(&mut rng, &[0, 4 << 10, 64 << 10, 1 << 20]) as usize;
         k
     }
 }

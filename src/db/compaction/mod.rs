@@ -127,7 +127,8 @@ fn run(shared: &Shared, c: Compaction, v: &Version) -> Result<Outcome> {
 fn merge_and_install(shared: &Shared, c: Compaction, v: &Version) -> Result<Outcome> {
     let sources = c
         .all_inputs()
-        .map(|t| Source::Table(Box::new(TableIter::new(t.clone()))))
+        // A compaction reads each block once: it uses cached blocks but adds none.
+        .map(|t| Source::Table(Box::new(TableIter::with_fill(t.clone(), false))))
         .collect();
     let mut iter = MergingIter::new(sources);
     iter.seek(None)?;
@@ -226,7 +227,12 @@ impl Outputs<'_> {
             b.set_range_tombstones(self.ranges.clip(self.lower.as_deref(), upper));
             let (number, path) = (b.number(), b.path().to_path_buf());
             b.finish()?;
-            let t = Table::open(&*self.shared.env.fs, &path, number)?;
+            let t = Table::open_cached(
+                &*self.shared.env.fs,
+                &path,
+                number,
+                self.shared.block_cache.clone(),
+            )?;
             self.done.push(Arc::new(t));
         }
         Ok(())
