@@ -128,11 +128,16 @@ fn show_compaction(c: Option<Compaction<TableMeta>>) -> Vec<String> {
     match c {
         None => vec!["none".into()],
         Some(c) => vec![format!(
-            "L{} -> L{}: inputs {} next {}",
+            "L{} -> L{}: inputs {} next {}{}",
             c.level,
             c.output_level,
             numbers(&c.inputs),
-            numbers(&c.next)
+            numbers(&c.next),
+            if c.is_trivial_move() {
+                " (trivial move)"
+            } else {
+                ""
+            }
         )],
     }
 }

@@ -83,12 +83,15 @@ pub enum Bug {
     /// The block cache keys blocks by offset alone, not by table: a block of one table (even a
     /// removed one) is served for another.
     CacheKeyWithoutTableNumber,
+    /// Compaction moves a table into the next level by a manifest edit even when it overlaps a
+    /// table there (a trivial move that is not one).
+    MoveOverlappingTable,
 }
 
 impl Bug {
     /// Every planted bug.
     #[cfg_attr(not(feature = "planted-bugs"), allow(dead_code))]
-    pub const ALL: [Bug; 33] = [
+    pub const ALL: [Bug; 34] = [
         Bug::AckBeforeWalSync,
         Bug::RetryFailedFsync,
         Bug::SkipWalSyncAtRotation,
@@ -122,6 +125,7 @@ impl Bug {
         Bug::SkipCheckpointCopySync,
         Bug::SkipCheckpointFinalDirSync,
         Bug::CacheKeyWithoutTableNumber,
+        Bug::MoveOverlappingTable,
     ];
 }
 

@@ -86,6 +86,9 @@ pub struct Stats {
     /// Bytes the block cache holds now, and its capacity (`block_cache_bytes`).
     pub block_cache_bytes: u64,
     pub block_cache_capacity: u64,
+    /// Compactions that moved one table into the next level by a manifest edit alone (it
+    /// overlapped nothing there), writing no byte of data.
+    pub trivial_moves: u64,
 }
 
 /// The shape of one level.
@@ -123,6 +126,7 @@ pub(crate) struct Counters {
     pub checkpoints: AtomicU64,
     pub checkpoint_tables_linked: AtomicU64,
     pub checkpoint_tables_copied: AtomicU64,
+    pub trivial_moves: AtomicU64,
 }
 
 impl Counters {

@@ -79,6 +79,9 @@ fn proving_kinds(bug: Bug) -> &'static [FailureKind] {
             Checkpoint,
             UnexpectedError,
         ],
+        // Overlapping tables in one level: a read finds the wrong one, or the open reports the
+        // manifest's overlap as damage no fault explains.
+        Bug::MoveOverlappingTable => &[WrongRead, RawView, NotAPrefix, LostWrite, UnexpectedError],
         Bug::CheckpointMissesWalTail
         | Bug::SkipCheckpointCopySync
         | Bug::SkipCheckpointFinalDirSync => &[Checkpoint],

@@ -113,6 +113,7 @@ pub(crate) fn stats(shared: &Shared) -> Stats {
         range_tombstones_dropped: Counters::get(&c.range_tombstones_dropped),
         versions_kept_for_snapshots: Counters::get(&c.versions_kept_for_snapshots),
         checkpoints: Counters::get(&c.checkpoints),
+        trivial_moves: Counters::get(&c.trivial_moves),
         checkpoint_tables_linked: Counters::get(&c.checkpoint_tables_linked),
         checkpoint_tables_copied: Counters::get(&c.checkpoint_tables_copied),
         memtable_range_tombstones: std::iter::once(&sv.mem)

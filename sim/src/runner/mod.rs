@@ -56,6 +56,7 @@ pub const PROBES: &[&str] = &[
     "block cache hit",
     "block cache three quarters full",
     "scan that left the block cache as it was",
+    "trivial move",
 ];
 
 /// What the last close or crash promises about the state a reopen must find.
@@ -313,6 +314,9 @@ impl Runner {
         }
         if st.block_cache_hits > 0 {
             self.probe("block cache hit");
+        }
+        if st.trivial_moves > 0 {
+            self.probe("trivial move");
         }
         if st.block_cache_capacity > 0 && st.block_cache_bytes * 4 >= st.block_cache_capacity * 3 {
             self.probe("block cache three quarters full");

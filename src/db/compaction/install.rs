@@ -12,6 +12,29 @@ use crate::stats::Counters;
 use crate::sync::{self, Arc, Ordering};
 use crate::version::Version;
 
+/// A trivial move: one edit takes the table out of its level and puts the same file in the
+/// next one; the file stays, as no version stops naming it.
+pub(super) fn install_move(shared: &Shared, c: Compaction) -> Result<()> {
+    let t = c.inputs[0].clone();
+    let edit = VersionEdit {
+        added: vec![(c.output_level as u32, t.meta().clone())],
+        deleted: vec![(c.level as u32, t.meta().number)],
+        ..VersionEdit::default()
+    };
+    {
+        let mut manifest = sync::lock(&shared.manifest);
+        shared.check_writable()?;
+        manifest.append(&edit)?;
+    }
+    let number = t.meta().number;
+    shared.install(|sv| {
+        sv.version = Arc::new(sv.version.apply(&[number], c.output_level, vec![t]));
+    });
+    Counters::add(&shared.counters.trivial_moves, 1);
+    shared.notify_progress();
+    Ok(())
+}
+
 pub(super) fn install(
     shared: &Shared,
     c: Compaction,
