@@ -51,8 +51,9 @@ pub fn scores<T: TableInfo>(v: &Version<T>, o: &Options) -> [f64; NUM_LEVELS] {
 
 /// Picks the most urgent compaction: the level with the highest score, if that score is at
 /// least 1 (ties go to the upper level). Level 0 moves down whole (its tables overlap);
-/// a deeper level moves one table, the first after `pointers[level]` (where the last
-/// compaction of that level ended), so its tables take turns.
+/// a deeper level moves one table: the one whose overlap with the next level is smallest
+/// relative to its size, and among equals the first after `pointers[level]` (where the last
+/// compaction of that level ended), so they take turns.
 pub fn pick<T: TableInfo>(
     v: &Version<T>,
     o: &Options,
@@ -72,12 +73,27 @@ pub fn pick<T: TableInfo>(
         return into_next_level(v, 0, v.levels[0].clone());
     }
     let tables = &v.levels[level];
+    // The table whose overlap with the next level is smallest relative to its own size
+    // (RocksDB's min-overlapping-ratio): the bytes a compaction rewrites per byte it moves
+    // down. Among equals, the first after the round-robin pointer, so they take turns.
+    let ratio = |t: &T| {
+        let (lo, hi) = user_range(t);
+        let below: u64 = v
+            .overlapping(level + 1, Some(lo), Some(hi))
+            .iter()
+            .map(|n| n.meta().size_bytes)
+            .sum();
+        below.saturating_mul(1024) / t.meta().size_bytes.max(1)
+    };
+    let ratios: Vec<u64> = tables.iter().map(ratio).collect();
+    let best_ratio = *ratios.iter().min()?;
     let ptr = &pointers[level];
-    let t = tables
-        .iter()
-        .find(|t| ptr.is_empty() || user_range(*t).0 > &ptr[..])
-        .or_else(|| tables.first())?
-        .clone();
+    let best = |i: &usize| ratios[*i] == best_ratio;
+    let i = (0..tables.len())
+        .filter(best)
+        .find(|i| ptr.is_empty() || user_range(&tables[*i]).0 > &ptr[..])
+        .or_else(|| (0..tables.len()).find(best))?;
+    let t = tables[i].clone();
     pointers[level] = user_range(&t).1.to_vec();
     into_next_level(v, level, vec![t])
 }
