@@ -1,0 +1,304 @@
+//! A db_bench of our own: named benchmarks in one process on the real filesystem, each printing
+//! operations a second, p50 and p99 latency, bytes written per user byte, the database size,
+//! the peak RSS so far and the write stalls.
+//!
+//! ```text
+//! cargo run --release --example dbbench -- --num 1000000 \
+//!     --benchmarks fillseq,fillrandom,overwrite,readrandom,readmissing,seekrandom,readseq,fillsync,fillsync_mt8,fsynclimit
+//! ```
+//! `fillrandom` and the benchmarks after it share one database; `fillseq` has its own.
+//! `fsynclimit` is the disk's limit for synced puts: a loop of small positional writes, each
+//! followed by `fdatasync`, into a file of a fixed size on the same disk.
+use clap::Parser;
+use sedimentdb::{Db, Options, WriteBatch, WriteOptions};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(about = "Benchmarks sedimentdb as db_bench does RocksDB")]
+struct Args {
+    /// Keys per benchmark.
+    #[arg(long, default_value_t = 1_000_000)]
+    num: u64,
+    /// Comma-separated benchmarks, run in order.
+    #[arg(
+        long,
+        default_value = "fillseq,fillrandom,overwrite,readrandom,readmissing,seekrandom,readseq,fillsync,fillsync_mt8,fsynclimit"
+    )]
+    benchmarks: String,
+    /// Bytes per value.
+    #[arg(long, default_value_t = 100)]
+    value_size: usize,
+    /// Synced puts in `fillsync` (and per thread in `fillsync_mt8`, divided by 8).
+    #[arg(long, default_value_t = 10_000)]
+    sync_ops: u64,
+    /// `Options::block_cache_bytes`.
+    #[arg(long, default_value_t = 0)]
+    cache_bytes: usize,
+    /// Where the databases go (default: a temporary directory).
+    #[arg(long)]
+    dir: Option<std::path::PathBuf>,
+}
+
+fn key(i: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&i.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_be_bytes());
+    k[8..].copy_from_slice(&i.to_be_bytes());
+    k
+}
+
+fn seq_key(i: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[8..].copy_from_slice(&i.to_be_bytes());
+    k
+}
+
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// A value that compresses about 2:1, as db_bench's.
+fn value(size: usize, i: u64) -> Vec<u8> {
+    (0..size)
+        .map(|j| {
+            if j % 2 == 0 {
+                (i as usize + j) as u8
+            } else {
+                b'x'
+            }
+        })
+        .collect()
+}
+
+fn proc_field(file: &str, name: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(file).ok()?;
+    let line = s.lines().find(|l| l.starts_with(name))?;
+    line[name.len()..].split_whitespace().next()?.parse().ok()
+}
+
+fn written() -> u64 {
+    proc_field("/proc/self/io", "wchar:").unwrap_or(0)
+}
+
+fn peak_rss_mib() -> f64 {
+    proc_field("/proc/self/status", "VmHWM:").unwrap_or(0) as f64 / 1024.0
+}
+
+fn dir_bytes(p: &Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Latencies of one benchmark, and what it wrote.
+struct Run {
+    lat: Vec<Duration>,
+    elapsed: Duration,
+    user_bytes: u64,
+    written: u64,
+}
+
+impl Run {
+    fn time(ops: u64, user_bytes: u64, mut f: impl FnMut(u64)) -> Run {
+        let w0 = written();
+        let mut lat = Vec::with_capacity(ops as usize);
+        let t0 = Instant::now();
+        for i in 0..ops {
+            let t = Instant::now();
+            f(i);
+            lat.push(t.elapsed());
+        }
+        Run {
+            elapsed: t0.elapsed(),
+            lat,
+            user_bytes,
+            written: written() - w0,
+        }
+    }
+
+    fn print(mut self, name: &str, db: Option<&Db>, dir: &Path) {
+        self.lat.sort();
+        let pct = |p: f64| {
+            self.lat
+                .get(((self.lat.len() as f64 * p) as usize).min(self.lat.len().saturating_sub(1)))
+                .map_or(0.0, |d| d.as_secs_f64() * 1e6)
+        };
+        let ops = self.lat.len() as f64 / self.elapsed.as_secs_f64();
+        let amp = if self.user_bytes > 0 {
+            format!("{:.2}", self.written as f64 / self.user_bytes as f64)
+        } else {
+            "-".into()
+        };
+        let stalls = db.map_or(0, |d| d.stats().write_stalls);
+        let size = match db {
+            Some(_) => format!("{:.1}", dir_bytes(dir) as f64 / (1 << 20) as f64),
+            None => "-".into(),
+        };
+        println!(
+            "{name:<13} {ops:>12.0} ops/s  p50 {:>8.1} us  p99 {:>8.1} us  written/user {amp:>6}  db {size:>8} MiB  rss {:>7.1} MiB  stalls {stalls}",
+            pct(0.5),
+            pct(0.99),
+            peak_rss_mib()
+        );
+    }
+}
+
+fn main() {
+    let a = Args::parse();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = a.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    let opts = Options {
+        block_cache_bytes: a.cache_bytes,
+        ..Options::default()
+    };
+    let unsynced = WriteOptions { sync: false };
+    let n = a.num;
+    let vs = a.value_size;
+    let main_dir = root.join("db");
+    let mut db: Option<Arc<Db>> = None;
+    let open = |db: &mut Option<Arc<Db>>| -> Arc<Db> {
+        db.get_or_insert_with(|| Arc::new(Db::open(&main_dir, opts.clone()).unwrap()))
+            .clone()
+    };
+    println!(
+        "sedimentdb dbbench: {n} keys, 16-byte keys, {vs}-byte values, block cache {} bytes",
+        a.cache_bytes
+    );
+    for b in a
+        .benchmarks
+        .split(',')
+        .map(str::trim)
+        .filter(|b| !b.is_empty())
+    {
+        match b {
+            "fillseq" => {
+                let dir = root.join("fillseq");
+                let d = Db::open(&dir, opts.clone()).unwrap();
+                let r = Run::time(n, n * (16 + vs as u64), |i| {
+                    let mut w = WriteBatch::new();
+                    w.put(seq_key(i), value(vs, i));
+                    d.write(w, &unsynced).unwrap();
+                });
+                d.flush().unwrap();
+                r.print(b, Some(&d), &dir);
+            }
+            "fillrandom" | "overwrite" => {
+                let d = open(&mut db);
+                let mut rng = Rng(0x2545_F491_4F6C_DD1D ^ b.len() as u64);
+                let r = Run::time(n, n * (16 + vs as u64), |i| {
+                    let k = if b == "fillrandom" { i } else { rng.below(n) };
+                    let mut w = WriteBatch::new();
+                    w.put(key(k), value(vs, i));
+                    d.write(w, &unsynced).unwrap();
+                });
+                d.flush().unwrap();
+                r.print(b, Some(&d), &main_dir);
+            }
+            "readrandom" | "readmissing" => {
+                let d = open(&mut db);
+                let mut rng = Rng(0x9E37_79B9);
+                let missing = b == "readmissing";
+                let r = Run::time(n, 0, |_| {
+                    let k = rng.below(n) + if missing { n } else { 0 };
+                    let got = d.get(key(k)).unwrap();
+                    assert_eq!(got.is_some(), !missing);
+                });
+                r.print(b, Some(&d), &main_dir);
+            }
+            "seekrandom" => {
+                let d = open(&mut db);
+                let mut rng = Rng(0x1234_5678);
+                let r = Run::time((n / 100).max(1), 0, |_| {
+                    let mut c = d.cursor::<&[u8], _>(..);
+                    c.seek(key(rng.below(n)));
+                    for _ in 0..100 {
+                        if !c.valid() {
+                            break;
+                        }
+                        c.next();
+                    }
+                    c.status().unwrap();
+                });
+                r.print("seek+100next", Some(&d), &main_dir);
+            }
+            "readseq" => {
+                let d = open(&mut db);
+                let t = Instant::now();
+                let mut count = 0u64;
+                for e in d.iter() {
+                    e.unwrap();
+                    count += 1;
+                }
+                let el = t.elapsed();
+                println!(
+                    "{b:<13} {:>12.0} entries/s ({count} entries in {:.2} s)",
+                    count as f64 / el.as_secs_f64(),
+                    el.as_secs_f64()
+                );
+            }
+            "fillsync" => {
+                let d = open(&mut db);
+                let r = Run::time(a.sync_ops, a.sync_ops * (16 + vs as u64), |i| {
+                    d.put(key(n + i), value(vs, i)).unwrap();
+                });
+                r.print(b, Some(&d), &main_dir);
+            }
+            "fillsync_mt8" => {
+                let d = open(&mut db);
+                let per = (a.sync_ops / 8).max(1);
+                let w0 = written();
+                let t = Instant::now();
+                let lats: Vec<Vec<Duration>> = std::thread::scope(|s| {
+                    let hs: Vec<_> = (0..8u64)
+                        .map(|th| {
+                            let d = d.clone();
+                            s.spawn(move || {
+                                (0..per)
+                                    .map(|i| {
+                                        let t = Instant::now();
+                                        d.put(key(2 * n + th * per + i), value(vs, i)).unwrap();
+                                        t.elapsed()
+                                    })
+                                    .collect()
+                            })
+                        })
+                        .collect();
+                    hs.into_iter().map(|h| h.join().unwrap()).collect()
+                });
+                let r = Run {
+                    lat: lats.into_iter().flatten().collect(),
+                    elapsed: t.elapsed(),
+                    user_bytes: 8 * per * (16 + vs as u64),
+                    written: written() - w0,
+                };
+                r.print(b, Some(&d), &main_dir);
+            }
+            "fsynclimit" => {
+                use std::os::unix::fs::FileExt;
+                let path = root.join("fsynclimit");
+                let f = std::fs::File::create(&path).unwrap();
+                f.set_len(64 << 20).unwrap();
+                f.sync_all().unwrap();
+                let rec = vec![0x5au8; 16 + vs + 24];
+                let r = Run::time(a.sync_ops, 0, |i| {
+                    f.write_all_at(&rec, i * rec.len() as u64).unwrap();
+                    f.sync_data().unwrap();
+                });
+                r.print(b, None, &root);
+                let _ = std::fs::remove_file(&path);
+            }
+            other => eprintln!("unknown benchmark {other:?}"),
+        }
+    }
+}
