@@ -140,7 +140,10 @@ impl Run {
         } else {
             "-".into()
         };
-        let stalls = db.map_or(0, |d| d.stats().write_stalls);
+        let stalls = db.map_or("0".to_string(), |d| {
+            let s = d.stats();
+            format!("{} ({} ms)", s.write_stalls, s.write_stall_ms)
+        });
         let size = match db {
             Some(_) => format!("{:.1}", dir_bytes(dir) as f64 / (1 << 20) as f64),
             None => "-".into(),

@@ -89,6 +89,8 @@ pub struct Stats {
     /// Compactions that moved one table into the next level by a manifest edit alone (it
     /// overlapped nothing there), writing no byte of data.
     pub trivial_moves: u64,
+    /// Milliseconds writers spent stalled (by the engine's clock; `write_stalls` counts them).
+    pub write_stall_ms: u64,
 }
 
 /// The shape of one level.
@@ -127,6 +129,7 @@ pub(crate) struct Counters {
     pub checkpoint_tables_linked: AtomicU64,
     pub checkpoint_tables_copied: AtomicU64,
     pub trivial_moves: AtomicU64,
+    pub write_stall_ms: AtomicU64,
 }
 
 impl Counters {

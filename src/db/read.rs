@@ -114,6 +114,7 @@ pub(crate) fn stats(shared: &Shared) -> Stats {
         versions_kept_for_snapshots: Counters::get(&c.versions_kept_for_snapshots),
         checkpoints: Counters::get(&c.checkpoints),
         trivial_moves: Counters::get(&c.trivial_moves),
+        write_stall_ms: Counters::get(&c.write_stall_ms),
         checkpoint_tables_linked: Counters::get(&c.checkpoint_tables_linked),
         checkpoint_tables_copied: Counters::get(&c.checkpoint_tables_copied),
         memtable_range_tombstones: std::iter::once(&sv.mem)

@@ -135,7 +135,9 @@ fn make_room(shared: &Shared) -> Result<()> {
         return Ok(());
     }
     Counters::add(&shared.counters.write_stalls, 1);
+    let t0 = shared.env.clock.now_ms();
     let r = super::flush::flush_oldest(shared);
+    note_stall_time(shared, t0);
     shared.fail_on_err(r).map(|_| ())
 }
 
@@ -213,7 +215,9 @@ pub(crate) fn rotate(shared: &Shared, wal: &mut WalState, backpressure: bool) ->
     if backpressure && shared.opts.background == Background::Threads {
         let mut bg = sync::lock(&shared.bg);
         let full = || shared.super_version().imms.len() >= shared.opts.max_immutable_memtables;
-        if full() {
+        let stalled = full();
+        let t0 = shared.env.clock.now_ms();
+        if stalled {
             Counters::add(&shared.counters.write_stalls, 1);
         }
         while full() && !bg.shutdown {
@@ -223,6 +227,9 @@ pub(crate) fn rotate(shared: &Shared, wal: &mut WalState, backpressure: bool) ->
             bg.flush_pending = true;
             shared.bg_cv.notify_all();
             bg = sync::wait(&shared.progress, bg);
+        }
+        if stalled {
+            note_stall_time(shared, t0);
         }
     }
     // Durability point: the old WAL must be complete on disk before records in the new one
@@ -240,6 +247,21 @@ pub(crate) fn rotate(shared: &Shared, wal: &mut WalState, backpressure: bool) ->
         shared.signal_flush();
     }
     Ok(())
+}
+
+/// Adds the time since `t0` (by the engine's clock) to the stall time.
+fn note_stall_time(shared: &Shared, t0: u64) {
+    let t = shared.env.clock.now_ms().saturating_sub(t0);
+    Counters::add(&shared.counters.write_stall_ms, t);
+}
+
+/// Adds the stall's time when dropped, however the wait ends.
+struct StallTimer<'a>(&'a Shared, u64);
+
+impl Drop for StallTimer<'_> {
+    fn drop(&mut self) {
+        note_stall_time(self.0, self.1);
+    }
 }
 
 /// Holds writers back while level 0 is too deep: at the slowdown trigger each write yields
@@ -262,6 +284,8 @@ fn throttle(shared: &Shared) -> Result<()> {
         return Ok(());
     }
     Counters::add(&shared.counters.write_stalls, 1);
+    let t0 = shared.env.clock.now_ms();
+    let _timed = StallTimer(shared, t0);
     while l0() >= shared.opts.l0_stop_writes_trigger && !bg.shutdown {
         if let Some(e) = shared.read_only_error() {
             return Err(e);
