@@ -116,6 +116,8 @@ fn options(args: &[&str]) -> Options {
     if let Some(v) = num("multiplier") {
         o.level_size_multiplier = v;
     }
+    // `dynamic`: dynamic level targets; without it, static ones (the engine's default).
+    o.dynamic_level_bytes = args.contains(&"dynamic");
     o
 }
 

@@ -77,6 +77,15 @@ pub struct Options {
     /// whole working set made them 1.04-1.07x faster. Turn it on when reads repeat over a
     /// working set that fits, or the page cache is small.
     pub block_cache_bytes: usize,
+    /// Level targets follow the data (RocksDB's `level_compaction_dynamic_level_bytes`):
+    /// the deepest level's target is its own size, each level above it a multiplier smaller,
+    /// and level 0 compacts straight into the first level whose target reaches
+    /// `level1_size_bytes` (the *base level*), so a small database keeps its data in the last
+    /// levels and does not rewrite it through empty ones. Default `false` (static targets
+    /// `level1_size_bytes × multiplier^(level-1)`): measured with `examples/write_amp` (2M
+    /// random puts through scaled-down levels), dynamic targets wrote 9.78 bytes per user byte
+    /// against 8.61-9.04 for static ones, the data settling in two levels instead of three.
+    pub dynamic_level_bytes: bool,
 }
 
 /// Options of one read.
@@ -134,6 +143,7 @@ impl Default for Options {
             table_size_bytes: 32 << 20,
             tombstone_grace: std::time::Duration::from_secs(10 * 24 * 3600),
             block_cache_bytes: 0,
+            dynamic_level_bytes: false,
         }
     }
 }

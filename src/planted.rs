@@ -86,12 +86,15 @@ pub enum Bug {
     /// Compaction moves a table into the next level by a manifest edit even when it overlaps a
     /// table there (a trivial move that is not one).
     MoveOverlappingTable,
+    /// Under dynamic level targets, level 0 compacts into the base level even when a level
+    /// above it holds older versions of the same keys.
+    Level0SkipsOverlappingLevel,
 }
 
 impl Bug {
     /// Every planted bug.
     #[cfg_attr(not(feature = "planted-bugs"), allow(dead_code))]
-    pub const ALL: [Bug; 34] = [
+    pub const ALL: [Bug; 35] = [
         Bug::AckBeforeWalSync,
         Bug::RetryFailedFsync,
         Bug::SkipWalSyncAtRotation,
@@ -126,6 +129,7 @@ impl Bug {
         Bug::SkipCheckpointFinalDirSync,
         Bug::CacheKeyWithoutTableNumber,
         Bug::MoveOverlappingTable,
+        Bug::Level0SkipsOverlappingLevel,
     ];
 }
 

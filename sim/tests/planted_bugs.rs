@@ -82,6 +82,8 @@ fn proving_kinds(bug: Bug) -> &'static [FailureKind] {
         // Overlapping tables in one level: a read finds the wrong one, or the open reports the
         // manifest's overlap as damage no fault explains.
         Bug::MoveOverlappingTable => &[WrongRead, RawView, NotAPrefix, LostWrite, UnexpectedError],
+        // Older versions left above newer ones: a read returns the older.
+        Bug::Level0SkipsOverlappingLevel => &[WrongRead, RawView, NotAPrefix, LostWrite],
         Bug::CheckpointMissesWalTail
         | Bug::SkipCheckpointCopySync
         | Bug::SkipCheckpointFinalDirSync => &[Checkpoint],

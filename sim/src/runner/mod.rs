@@ -57,6 +57,7 @@ pub const PROBES: &[&str] = &[
     "block cache three quarters full",
     "scan that left the block cache as it was",
     "trivial move",
+    "tables below an empty level 1",
 ];
 
 /// What the last close or crash promises about the state a reopen must find.
@@ -188,6 +189,7 @@ pub fn run_steps_with(
         table_size_bytes: knobs.table_size_bytes,
         tombstone_grace: std::time::Duration::from_millis(knobs.tombstone_grace_ms),
         block_cache_bytes: knobs.block_cache_bytes,
+        dynamic_level_bytes: knobs.dynamic_level_bytes,
         ..Options::default()
     };
     let world = World::new();
@@ -317,6 +319,10 @@ impl Runner {
         }
         if st.trivial_moves > 0 {
             self.probe("trivial move");
+        }
+        let deepest = st.levels.iter().rposition(|l| l.tables > 0).unwrap_or(0);
+        if deepest >= 2 && st.levels.get(1).is_some_and(|l| l.tables == 0) {
+            self.probe("tables below an empty level 1");
         }
         if st.block_cache_capacity > 0 && st.block_cache_bytes * 4 >= st.block_cache_capacity * 3 {
             self.probe("block cache three quarters full");

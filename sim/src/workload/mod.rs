@@ -70,6 +70,8 @@ pub struct Knobs {
     pub links_supported: bool,
     /// The block cache's capacity (0: no cache).
     pub block_cache_bytes: usize,
+    /// Dynamic level targets (else static).
+    pub dynamic_level_bytes: bool,
 }
 
 /// The database directories a seed may draw.
@@ -125,6 +127,7 @@ impl Default for Knobs {
             range_width_max: 16,
             links_supported: true,
             block_cache_bytes: 64 << 10,
+            dynamic_level_bytes: true,
         }
     }
 }
@@ -231,6 +234,7 @@ impl Knobs {
         k.range_width_max = pick(&mut rng, &[1, 4, 16, 200]) as u32;
         k.links_supported = below(&mut rng, 3) != 0;
         k.block_cache_bytes = pick(&mut rng, &[0, 4 << 10, 64 << 10, 1 << 20]) as usize;
+        k.dynamic_level_bytes = below(&mut rng, 3) != 0;
         k
     }
 }

@@ -42,7 +42,7 @@ impl<T: TableInfo> Compaction<T> {
     /// nothing is merged, so nothing would be dropped.
     pub fn is_trivial_move(&self) -> bool {
         self.inputs.len() == 1
-            && self.output_level == self.level + 1
+            && self.output_level > self.level
             && (self.next.is_empty() || planted::active(Bug::MoveOverlappingTable))
     }
 
