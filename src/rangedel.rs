@@ -186,12 +186,13 @@ impl Fragments {
         Fragments { frags }
     }
 
-    /// Keeps only the covers `keep` accepts (it sees the whole fragment as it was), dropping
-    /// fragments left with none.
+    /// Keeps only the covers `keep` accepts (it sees the fragment with all its covers as they
+    /// were), dropping fragments left with none.
     pub fn retain_covers(&mut self, mut keep: impl FnMut(&Fragment, &Cover) -> bool) {
         for f in &mut self.frags {
-            let whole = f.clone();
-            f.covers.retain(|c| keep(&whole, c));
+            let decisions: Vec<bool> = f.covers.iter().map(|c| keep(f, c)).collect();
+            let mut d = decisions.into_iter();
+            f.covers.retain(|_| d.next().unwrap_or(true));
         }
         self.frags.retain(|f| !f.covers.is_empty());
     }

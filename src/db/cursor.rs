@@ -47,6 +47,15 @@ pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+/// The smallest key after `k` (`k` followed by a zero byte): turns an excluded lower bound or
+/// an included upper bound into the other kind.
+pub(crate) fn key_after(k: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(k.len() + 1);
+    v.extend_from_slice(k);
+    v.push(0);
+    v
+}
+
 /// The bounds of every key starting with `prefix`.
 pub(crate) fn prefix_bounds(prefix: &[u8]) -> Bounds {
     (
@@ -294,7 +303,7 @@ impl Cursor {
         self.run(|c| {
             let t = match &c.view.bounds.0 {
                 Bound::Included(b) if b > &target => b.clone(),
-                Bound::Excluded(b) if b >= &target => [&b[..], &[0]].concat(),
+                Bound::Excluded(b) if b >= &target => key_after(b),
                 _ => target,
             };
             c.merge.seek(Some(&key::range_sentinel(&t)))?;
@@ -307,7 +316,7 @@ impl Cursor {
     pub fn seek_to_first(&mut self) {
         match self.view.bounds.0.clone() {
             Bound::Included(b) => self.seek(b),
-            Bound::Excluded(b) => self.seek([&b[..], &[0]].concat()),
+            Bound::Excluded(b) => self.seek(key_after(&b)),
             Bound::Unbounded => self.run(|c| {
                 c.merge.seek(None)?;
                 c.dir = Direction::Forward;
@@ -380,7 +389,7 @@ impl Cursor {
         let exclusive = match limit {
             Bound::Unbounded => return self.merge.seek_to_last(),
             Bound::Excluded(u) => u,
-            Bound::Included(u) => [&u[..], &[0]].concat(),
+            Bound::Included(u) => key_after(&u),
         };
         self.merge.seek(Some(&key::range_sentinel(&exclusive)))?;
         if self.merge.valid() {

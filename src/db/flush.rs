@@ -33,7 +33,9 @@ pub(crate) fn write_table(
 ) -> Result<(Arc<Table>, u64)> {
     let fs = &*env.fs;
     let mut b = TableBuilder::create(fs, dir, number, o)?;
-    let mut last: Option<(Vec<u8>, usize)> = None;
+    // The last key written and its stripe (the buffer is reused from key to key).
+    let mut last_key: Vec<u8> = Vec::new();
+    let mut last_stripe: Option<usize> = None;
     let mut kept_for_snapshots = 0;
     let mut result = Ok(());
     let ignore_snapshots = planted::active(Bug::CompactionIgnoresSnapshots);
@@ -47,16 +49,19 @@ pub(crate) fn write_table(
         let stripe = snapshot_stripe(snapshots, p.seq);
         // Versions of a key come newest first; an older one in the same stripe (seen by the
         // same snapshots) is shadowed.
-        match &mut last {
-            Some((k, s)) if k[..] == *p.user_key => {
-                if *s == stripe || ignore_snapshots {
+        match last_stripe {
+            Some(s) if last_key[..] == *p.user_key => {
+                if s == stripe || ignore_snapshots {
                     return;
                 }
-                *s = stripe;
                 kept_for_snapshots += 1;
             }
-            _ => last = Some((p.user_key.to_vec(), stripe)),
+            _ => {
+                last_key.clear();
+                last_key.extend_from_slice(p.user_key);
+            }
         }
+        last_stripe = Some(stripe);
         if planted::active(Bug::DropTombstonesAtFlush) && p.kind == key::Kind::Delete {
             return;
         }

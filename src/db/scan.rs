@@ -1,7 +1,7 @@
 //! `Scan` and `RawScan`: iterators over a consistent view of a key range, built on
 //! [`Cursor`].
 
-use super::cursor::{Cursor, View};
+use super::cursor::{key_after, Cursor, View};
 use crate::error::Result;
 use crate::key::{self, Kind};
 use crate::rangedel::Fragments;
@@ -156,11 +156,11 @@ fn raw_ranges(view: &View) -> Vec<RawEntry> {
     let (lo, hi) = &*view.bounds;
     let lo = match lo {
         Bound::Included(b) => Some(b.clone()),
-        Bound::Excluded(b) => Some([&b[..], &[0]].concat()),
+        Bound::Excluded(b) => Some(key_after(b)),
         Bound::Unbounded => None,
     };
     let hi = match hi {
-        Bound::Included(b) => Some([&b[..], &[0]].concat()),
+        Bound::Included(b) => Some(key_after(b)),
         Bound::Excluded(b) => Some(b.clone()),
         Bound::Unbounded => None,
     };

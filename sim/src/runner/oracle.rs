@@ -101,15 +101,7 @@ impl Runner {
         raw: Vec<RawEntry>,
     ) -> Checked<()> {
         let keep_all = kind != CrashKind::Power;
-        let raw_ranges: Vec<(Vec<u8>, Vec<u8>, u64)> = raw
-            .iter()
-            .filter_map(|e| match &e.value {
-                RawValue::RangeTombstone { end, deleted_at_ms } => {
-                    Some((e.key.clone(), end.clone(), *deleted_at_ms))
-                }
-                _ => None,
-            })
-            .collect();
+        let raw_ranges = range_pieces(&raw);
         let raw_tombs: BTreeMap<Vec<u8>, u64> = raw
             .into_iter()
             .filter_map(|e| match e.value {
@@ -292,12 +284,8 @@ impl Runner {
         };
         let now = self.now();
         let mut seen = BTreeSet::new();
-        let mut ranges = Vec::new();
+        let ranges = range_pieces(&raw);
         for e in &raw {
-            if let RawValue::RangeTombstone { end, deleted_at_ms } = &e.value {
-                ranges.push((e.key.clone(), end.clone(), *deleted_at_ms));
-                continue;
-            }
             self.check_raw_entry(e, now, after_full_compaction)?;
             if let RawValue::Tombstone { .. } = e.value {
                 seen.insert(e.key.clone());
@@ -330,22 +318,16 @@ impl Runner {
         after_full_compaction: bool,
     ) -> Checked<()> {
         let show = |k: &[u8]| String::from_utf8_lossy(k).into_owned();
-        let model = self.model.ranges().to_vec();
         if !ranges.is_empty() {
             self.probe("range tombstone in the raw view");
         }
-        for (i, (s, e, t)) in ranges.iter().enumerate() {
-            let ordered = i == 0 || ranges[i - 1].1 <= *s;
-            let written = model
-                .iter()
-                .any(|r| r.start <= *s && *e <= r.end && r.time_ms == *t);
-            if !ordered || s >= e || !written {
-                return Err(self.fail(
-                    FailureKind::RawView,
-                    "each range tombstone of the raw view a piece of a range delete written                      with its deletion time, in order",
-                    format!("{}..{} deleted at {t}", show(s), show(e)),
-                ));
-            }
+        let high = self.clock_high.max(now);
+        if let Err((expected, actual)) =
+            ranges_agree(ranges, self.model.ranges(), high, self.grace_ms)
+        {
+            return Err(self.fail(FailureKind::RawView, expected, actual));
+        }
+        for (s, e, t) in ranges {
             if after_full_compaction && now >= t.saturating_add(self.grace_ms) {
                 return Err(self.fail(
                     FailureKind::RawView,
@@ -358,10 +340,6 @@ impl Runner {
                     ),
                 ));
             }
-        }
-        let high = self.clock_high.max(now);
-        if let Err((expected, actual)) = ranges_agree(ranges, &model, high, self.grace_ms) {
-            return Err(self.fail(FailureKind::RawView, expected, actual));
         }
         Ok(())
     }
@@ -432,6 +410,18 @@ impl Runner {
         }
         Ok(())
     }
+}
+
+/// The range tombstones of a raw view: (start, end, deletion time), in order.
+fn range_pieces(raw: &[RawEntry]) -> Vec<(Vec<u8>, Vec<u8>, u64)> {
+    raw.iter()
+        .filter_map(|e| match &e.value {
+            RawValue::RangeTombstone { end, deleted_at_ms } => {
+                Some((e.key.clone(), end.clone(), *deleted_at_ms))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// Whether the range tombstones a raw view shows (start, end, deletion time, in order) agree

@@ -110,16 +110,28 @@ impl<'a, T: TableInfo> Merge<'a, T> {
             self.pending = Some((ikey.to_vec(), value.to_vec()));
             return Ok(());
         }
-        if same_key {
-            // Shadowed by a newer version seen by the same snapshots.
-            if self.last.as_ref().is_some_and(|(_, s)| *s == stripe) {
-                return Ok(());
+        match &mut self.last {
+            Some((_, s)) if same_key => {
+                // Shadowed by a newer version seen by the same snapshots.
+                if *s == stripe {
+                    return Ok(());
+                }
+                *s = stripe;
+                self.kept_for_snapshots += 1;
             }
-            self.kept_for_snapshots += 1;
-        } else if let Some((k, v)) = self.pending.take() {
-            emit(&k, &v)?;
+            // A new key: the buffer of the last one is reused.
+            Some((k, s)) => {
+                k.clear();
+                k.extend_from_slice(p.user_key);
+                *s = stripe;
+            }
+            None => self.last = Some((p.user_key.to_vec(), stripe)),
         }
-        self.last = Some((p.user_key.to_vec(), stripe));
+        if !same_key {
+            if let Some((k, v)) = self.pending.take() {
+                emit(&k, &v)?;
+            }
+        }
         // Covered by a newer range tombstone that the same snapshots see: gone for all of them.
         if let Some(f) = self.ranges.fragment_at(p.user_key) {
             let oldest_newer = f.covers.iter().rev().find(|c| c.seq > p.seq);
@@ -162,7 +174,6 @@ impl<'a, T: TableInfo> Merge<'a, T> {
     /// output can hold a version it covers.
     pub fn output_ranges(&self) -> (Fragments, u64) {
         let mut out = self.ranges.clone();
-        let mut dropped = 0;
         let before = out.cover_count();
         let grace_ignored = planted::active(Bug::DropRangeTombstonesIgnoringGrace);
         out.retain_covers(|f, c| {
@@ -183,7 +194,7 @@ impl<'a, T: TableInfo> Merge<'a, T> {
                     .deeper_may_overlap(self.rule.output_level, &f.start, &f.end);
             !(stripe == 0 && expired && bottom)
         });
-        dropped += before - out.cover_count();
+        let dropped = before - out.cover_count();
         (out, dropped)
     }
 }
