@@ -10,7 +10,7 @@
 //! `fsynclimit` is the disk's limit for synced puts: a loop of small positional writes, each
 //! followed by `fdatasync`, into a file of a fixed size on the same disk.
 use clap::Parser;
-use sedimentdb::{Db, Options, WriteBatch, WriteOptions};
+use sedimentdb::{Compression, Db, Options, WriteBatch, WriteOptions};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,6 +36,9 @@ struct Args {
     /// `Options::block_cache_bytes`.
     #[arg(long, default_value_t = 0)]
     cache_bytes: usize,
+    /// The codec of every level: none, lz4 or zstd (zstd needs `--features zstd`).
+    #[arg(long, default_value = "lz4")]
+    compression: String,
     /// Where the databases go (default: a temporary directory).
     #[arg(long)]
     dir: Option<std::path::PathBuf>,
@@ -64,17 +67,14 @@ impl Rng {
     }
 }
 
-/// A value that compresses about 2:1, as db_bench's.
+/// A value that compresses about 2:1, as db_bench's (`CompressibleString`): half of it random
+/// printable bytes, the other half the same bytes again.
 fn value(size: usize, i: u64) -> Vec<u8> {
-    (0..size)
-        .map(|j| {
-            if j % 2 == 0 {
-                (i as usize + j) as u8
-            } else {
-                b'x'
-            }
-        })
-        .collect()
+    let mut r = Rng(i.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1);
+    let half: Vec<u8> = (0..size.div_ceil(2))
+        .map(|_| b' ' + r.below(95) as u8)
+        .collect();
+    half.iter().chain(half.iter()).take(size).copied().collect()
 }
 
 fn proc_field(file: &str, name: &str) -> Option<u64> {
@@ -161,8 +161,15 @@ fn main() {
     let a = Args::parse();
     let tmp = tempfile::tempdir().unwrap();
     let root = a.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    let codec = match a.compression.as_str() {
+        "none" => Compression::None,
+        "lz4" => Compression::Lz4,
+        "zstd" => Compression::Zstd(3),
+        c => panic!("unknown codec {c}: none, lz4 or zstd"),
+    };
     let opts = Options {
         block_cache_bytes: a.cache_bytes,
+        compression_per_level: vec![codec],
         ..Options::default()
     };
     let unsynced = WriteOptions { sync: false };
@@ -175,8 +182,9 @@ fn main() {
             .clone()
     };
     println!(
-        "sedimentdb dbbench: {n} keys, 16-byte keys, {vs}-byte values, block cache {} bytes",
-        a.cache_bytes
+        "sedimentdb dbbench: {n} keys, 16-byte keys, {vs}-byte values, block cache {} bytes, \
+         {} blocks",
+        a.cache_bytes, a.compression
     );
     for b in a
         .benchmarks

@@ -16,7 +16,7 @@
 use crate::db::compaction::{pick, Compaction, Merge, Rule};
 use crate::key::{self, Kind};
 use crate::manifest::{ManifestState, VersionEdit};
-use crate::options::Options;
+use crate::options::{Compression, Options};
 use crate::sstable::TableMeta;
 use crate::version::{Version, NUM_LEVELS};
 use std::path::PathBuf;
@@ -118,6 +118,22 @@ fn options(args: &[&str]) -> Options {
     }
     // `dynamic`: dynamic level targets; without it, static ones (the engine's default).
     o.dynamic_level_bytes = args.contains(&"dynamic");
+    // `codecs=none,lz4`: the codec per level (default LZ4 everywhere).
+    if let Some(v) = arg(args, "codecs") {
+        o.compression_per_level = v
+            .split(',')
+            .map(|c| match c {
+                "none" => Compression::None,
+                "lz4" => Compression::Lz4,
+                z => Compression::Zstd(
+                    z.strip_prefix("zstd")
+                        .expect("codec")
+                        .parse()
+                        .expect("level"),
+                ),
+            })
+            .collect();
+    }
     o
 }
 
@@ -126,7 +142,7 @@ fn numbers(ts: &[TableMeta]) -> String {
     format!("[{}]", n.join(" "))
 }
 
-fn show_compaction(c: Option<Compaction<TableMeta>>) -> Vec<String> {
+fn show_compaction(c: Option<Compaction<TableMeta>>, o: &Options) -> Vec<String> {
     match c {
         None => vec!["none".into()],
         Some(c) => vec![format!(
@@ -135,7 +151,7 @@ fn show_compaction(c: Option<Compaction<TableMeta>>) -> Vec<String> {
             c.output_level,
             numbers(&c.inputs),
             numbers(&c.next),
-            if c.is_trivial_move() {
+            if c.is_trivial_move(o) {
                 " (trivial move)"
             } else {
                 ""
@@ -152,11 +168,11 @@ fn run_pick(c: &Case) -> Vec<String> {
         let (level, k) = l.split_once('=').expect("pointer L<n>=key");
         pointers[level[1..].parse::<usize>().expect("level")] = k.as_bytes().to_vec();
     }
-    let mut out = show_compaction(pick::pick(&v, &o, &mut pointers));
+    let mut out = show_compaction(pick::pick(&v, &o, &mut pointers), &o);
     // Repeated picks show the round-robin pointer moving.
     let again: usize = arg(&c.args, "repeat").map_or(0, |n| n.parse().expect("repeat"));
     for _ in 0..again {
-        out.extend(show_compaction(pick::pick(&v, &o, &mut pointers)));
+        out.extend(show_compaction(pick::pick(&v, &o, &mut pointers), &o));
     }
     out
 }

@@ -56,6 +56,14 @@ pub enum Error {
     /// interrupted [`crate::Db::checkpoint`]): it is not a consistent copy. Delete it and take
     /// the checkpoint again.
     IncompleteCheckpoint { dir: PathBuf },
+    /// Stored data uses a feature this build lacks (a zstd-compressed block in a build without
+    /// the `zstd` feature, or a codec from a newer release). Its checksum held: the data is
+    /// sound, only unreadable here. Nothing was changed.
+    Unsupported {
+        file: PathBuf,
+        offset: u64,
+        what: String,
+    },
     /// The database was closed.
     Closed,
 }
@@ -145,6 +153,11 @@ impl fmt::Display for Error {
                 "{} holds an incomplete checkpoint (it was interrupted before it finished); \
                  delete it and take the checkpoint again",
                 dir.display()
+            ),
+            Error::Unsupported { file, offset, what } => write!(
+                f,
+                "unsupported data in {} at offset {offset}: {what}",
+                file.display()
             ),
             Error::Closed => write!(f, "database is closed"),
         }

@@ -62,7 +62,7 @@ pub use db::Db;
 pub use db::{Cursor, RawEntry, RawScan, RawValue, Scan, Snapshot};
 pub use env::{Clock, Env, File, FileLock, Fs, StdFs, SystemClock};
 pub use error::{Error, Result};
-pub use options::{limits, Background, Options, ReadOptions, WriteOptions};
+pub use options::{limits, Background, Compression, Options, ReadOptions, WriteOptions};
 pub use stats::{LevelStats, Stats};
 pub use wal::batch::WriteBatch;
 

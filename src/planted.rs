@@ -89,12 +89,15 @@ pub enum Bug {
     /// Under dynamic level targets, level 0 compacts into the base level even when a level
     /// above it holds older versions of the same keys.
     Level0SkipsOverlappingLevel,
+    /// A data block that compression did not shrink enough is stored raw but keeps the level's
+    /// codec byte, so reading it decompresses bytes that were never compressed.
+    RawBlockMarkedCompressed,
 }
 
 impl Bug {
     /// Every planted bug.
     #[cfg_attr(not(feature = "planted-bugs"), allow(dead_code))]
-    pub const ALL: [Bug; 35] = [
+    pub const ALL: [Bug; 36] = [
         Bug::AckBeforeWalSync,
         Bug::RetryFailedFsync,
         Bug::SkipWalSyncAtRotation,
@@ -130,6 +133,7 @@ impl Bug {
         Bug::CacheKeyWithoutTableNumber,
         Bug::MoveOverlappingTable,
         Bug::Level0SkipsOverlappingLevel,
+        Bug::RawBlockMarkedCompressed,
     ];
 }
 

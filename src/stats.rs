@@ -91,6 +91,13 @@ pub struct Stats {
     pub trivial_moves: u64,
     /// Milliseconds writers spent stalled (by the engine's clock; `write_stalls` counts them).
     pub write_stall_ms: u64,
+    /// Data blocks written compressed since open, and those stored raw although their level
+    /// asks for a codec (compression would not have saved an eighth of the block).
+    pub blocks_compressed: u64,
+    pub blocks_stored_raw: u64,
+    /// The live tables' data blocks before compression, in bytes: `table_bytes` over this is
+    /// the space compression leaves (index, filter and meta blocks are in `table_bytes` only).
+    pub table_raw_data_bytes: u64,
 }
 
 /// The shape of one level.
@@ -102,6 +109,8 @@ pub struct LevelStats {
     pub tombstones: u64,
     /// Range tombstones (fragment covers).
     pub range_tombstones: u64,
+    /// Data blocks' bytes before compression.
+    pub raw_data_bytes: u64,
 }
 
 /// The atomic counters behind [`Stats`].
@@ -130,11 +139,19 @@ pub(crate) struct Counters {
     pub checkpoint_tables_copied: AtomicU64,
     pub trivial_moves: AtomicU64,
     pub write_stall_ms: AtomicU64,
+    pub blocks_compressed: AtomicU64,
+    pub blocks_stored_raw: AtomicU64,
 }
 
 impl Counters {
     pub fn add(c: &AtomicU64, n: u64) {
         c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts how a new table's data blocks were stored.
+    pub fn count_blocks(&self, b: crate::sstable::builder::BlockCounts) {
+        Counters::add(&self.blocks_compressed, b.compressed);
+        Counters::add(&self.blocks_stored_raw, b.stored_raw);
     }
 
     pub fn get(c: &AtomicU64) -> u64 {

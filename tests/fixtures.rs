@@ -1,9 +1,11 @@
 //! Databases written by earlier builds must keep opening with the same contents; damaged copies
 //! must fail with `Error::Corruption`. The fixtures under `tests/fixtures/` are committed:
-//! `v1` (table and log format version 1, written by the first release) and `v2` (range
-//! deletes, table format 2, log format 2). `SEDIMENTDB_WRITE_FIXTURES=1 cargo test --test
+//! `v1` (table and log format version 1, written by the first release), `v2` (range
+//! deletes, table format 2, log format 2) and `v3` (LZ4-compressed data blocks, table format
+//! 3). `SEDIMENTDB_WRITE_FIXTURES=1 cargo test --test
 //! fixtures` rewrites only the fixture of the current version; older ones are never rewritten.
-use sedimentdb::{Db, Error, Options, WriteBatch, WriteOptions};
+use sedimentdb::internals::sstable::format::TABLE_FORMAT_VERSION;
+use sedimentdb::{Compression, Db, Error, Options, WriteBatch, WriteOptions};
 use std::path::{Path, PathBuf};
 
 fn fixture(name: &str) -> PathBuf {
@@ -146,9 +148,9 @@ fn tables(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// A version-1 database taken through this build: opened, read, written to (a range delete
-/// among the writes), fully compacted into version-2 tables, reopened.
+/// among the writes), fully compacted into tables of the current version, reopened.
 #[test]
-fn a_version_1_database_reads_writes_compacts_and_reopens_as_version_2() {
+fn a_version_1_database_reads_writes_compacts_and_reopens_as_the_current_version() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("db");
     copy_dir(&fixture("v1"), &dir);
@@ -172,7 +174,9 @@ fn a_version_1_database_reads_writes_compacts_and_reopens_as_version_2() {
         db.close().unwrap();
     }
     assert!(!tables(&dir).is_empty());
-    assert!(tables(&dir).iter().all(|t| table_version(t) == 2));
+    assert!(tables(&dir)
+        .iter()
+        .all(|t| table_version(t) == TABLE_FORMAT_VERSION));
     let db = Db::open(&dir, Options::default()).unwrap();
     let got: std::collections::BTreeMap<_, _> = db.iter().collect::<Result<_, _>>().unwrap();
     assert_eq!(got, want);
@@ -202,11 +206,6 @@ fn expected_v2(i: u32) -> Option<Vec<u8>> {
 #[test]
 fn a_version_2_database_opens_with_its_contents() {
     let src = fixture("v2");
-    if std::env::var("SEDIMENTDB_WRITE_FIXTURES").is_ok() {
-        let _ = std::fs::remove_dir_all(&src);
-        write_v2(&src);
-        let _ = std::fs::remove_file(src.join("LOCK"));
-    }
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("db");
     copy_dir(&src, &dir);
@@ -225,4 +224,62 @@ fn a_version_2_database_opens_with_its_contents() {
         })
         .count();
     assert_eq!(raw_ranges, 2);
+}
+
+/// The `v2` contents, then keys 300..400 with repetitive values, flushed and fully compacted
+/// with LZ4 everywhere (every table of format 3, its data blocks compressed).
+fn write_v3(dir: &Path) {
+    write_v2(dir);
+    let opts = Options {
+        compression_per_level: vec![Compression::Lz4],
+        ..Options::default()
+    };
+    let db = Db::open(dir, opts).unwrap();
+    for i in 300..400 {
+        db.put(key(i), value(i)).unwrap();
+    }
+    db.compact_range::<&[u8], _>(..).unwrap();
+    db.put(key(400), b"in the WAL").unwrap();
+    db.close().unwrap();
+}
+
+fn expected_v3(i: u32) -> Option<Vec<u8>> {
+    match i {
+        300..400 => Some(value(i)),
+        400 => Some(b"in the WAL".to_vec()),
+        _ => expected_v2(i),
+    }
+}
+
+#[test]
+fn a_version_3_database_opens_with_its_contents() {
+    let src = fixture("v3");
+    if std::env::var("SEDIMENTDB_WRITE_FIXTURES").is_ok() {
+        let _ = std::fs::remove_dir_all(&src);
+        write_v3(&src);
+        let _ = std::fs::remove_file(src.join("LOCK"));
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("db");
+    copy_dir(&src, &dir);
+    assert!(!tables(&dir).is_empty());
+    assert!(tables(&dir).iter().all(|t| table_version(t) == 3));
+    // Opened with no compression at all: the stored codec, not the options, decides reads.
+    let opts = Options {
+        compression_per_level: vec![Compression::None],
+        ..Options::default()
+    };
+    let db = Db::open(&dir, opts).unwrap();
+    for i in 0..=400 {
+        assert_eq!(db.get(key(i)).unwrap(), expected_v3(i), "key {i}");
+    }
+    let st = db.stats();
+    assert!(
+        st.table_raw_data_bytes > st.table_bytes,
+        "compressed tables hold more raw bytes ({}) than their size ({})",
+        st.table_raw_data_bytes,
+        st.table_bytes
+    );
+    let n = db.iter().count();
+    assert_eq!(n, (0..=400).filter(|i| expected_v3(*i).is_some()).count());
 }

@@ -84,6 +84,9 @@ fn proving_kinds(bug: Bug) -> &'static [FailureKind] {
         Bug::MoveOverlappingTable => &[WrongRead, RawView, NotAPrefix, LostWrite, UnexpectedError],
         // Older versions left above newer ones: a read returns the older.
         Bug::Level0SkipsOverlappingLevel => &[WrongRead, RawView, NotAPrefix, LostWrite],
+        // Raw bytes fed to the decoder: it refuses them (corruption nobody injected), or, by
+        // chance, they decode to something else.
+        Bug::RawBlockMarkedCompressed => &[UnexpectedError, WrongRead, RawView, LostWrite],
         Bug::CheckpointMissesWalTail
         | Bug::SkipCheckpointCopySync
         | Bug::SkipCheckpointFinalDirSync => &[Checkpoint],

@@ -92,7 +92,7 @@ pub(crate) fn checkpoint(shared: &Shared, dir: &Path) -> Result<()> {
             continue;
         }
         let n = shared.new_file_number();
-        let (t, _) = write_table(&shared.env, dir, &shared.opts, n, imm, &[], None)?;
+        let (t, _, _) = write_table(&shared.env, dir, &shared.opts, n, imm, &[], None)?;
         state.tables.insert(n, (0, t.meta().clone()));
         max_number = max_number.max(n);
     }

@@ -13,6 +13,7 @@ use crate::manifest::VersionEdit;
 use crate::memtable::Memtable;
 use crate::options::Options;
 use crate::planted::{self, Bug};
+use crate::sstable::builder::BlockCounts;
 use crate::sstable::{BlockCache, Table, TableBuilder, TableMeta};
 use crate::stats::Counters;
 use crate::sync::{self, Arc};
@@ -21,7 +22,7 @@ use std::path::Path;
 /// Writes `mem` as table `number`, synced, with its directory entry synced: for every key its
 /// newest version (tombstones included) and, for each live snapshot in `snapshots`
 /// (ascending), the newest version that snapshot sees; and every range tombstone. Returns the
-/// open table and how many versions were kept only for snapshots.
+/// open table, how many versions were kept only for snapshots and how its blocks were stored.
 pub(crate) fn write_table(
     env: &Env,
     dir: &Path,
@@ -30,9 +31,9 @@ pub(crate) fn write_table(
     mem: &Memtable,
     snapshots: &[u64],
     cache: Option<Arc<BlockCache>>,
-) -> Result<(Arc<Table>, u64)> {
+) -> Result<(Arc<Table>, u64, BlockCounts)> {
     let fs = &*env.fs;
-    let mut b = TableBuilder::create(fs, dir, number, o)?;
+    let mut b = TableBuilder::create(fs, dir, number, o, 0)?;
     // The last key written and its stripe (the buffer is reused from key to key).
     let mut last_key: Vec<u8> = Vec::new();
     let mut last_stripe: Option<usize> = None;
@@ -71,7 +72,7 @@ pub(crate) fn write_table(
     if let Some(f) = mem.range_fragments() {
         b.set_range_tombstones((*f).clone());
     }
-    let meta: TableMeta = b.finish()?;
+    let (meta, blocks): (TableMeta, BlockCounts) = b.finish_counted()?;
     // Durability point: without this directory fsync, the table's directory entry could vanish
     // at a power loss after the manifest named it.
     if !planted::active(Bug::SkipTableDirSync) {
@@ -81,7 +82,7 @@ pub(crate) fn write_table(
     let path = join(dir, &table_name(number));
     let table = Table::open_cached(fs, &path, number, cache)?;
     debug_assert_eq!(table.meta().entries, meta.entries);
-    Ok((Arc::new(table), kept_for_snapshots))
+    Ok((Arc::new(table), kept_for_snapshots, blocks))
 }
 
 /// The snapshot stripe of a version at `seq`: the index of the oldest snapshot that sees it
@@ -112,7 +113,7 @@ pub(crate) fn flush_oldest(shared: &Shared) -> Result<bool> {
     } else {
         let number = shared.new_file_number();
         let snapshots = shared.snapshot_seqs();
-        let (t, kept) = write_table(
+        let (t, kept, blocks) = write_table(
             &shared.env,
             &shared.dir,
             &shared.opts,
@@ -122,6 +123,7 @@ pub(crate) fn flush_oldest(shared: &Shared) -> Result<bool> {
             shared.block_cache.clone(),
         )?;
         Counters::add(&shared.counters.versions_kept_for_snapshots, kept);
+        shared.counters.count_blocks(blocks);
         Some(t)
     };
     let edit = VersionEdit {

@@ -164,7 +164,7 @@ pub(crate) fn open(env: Env, dir: &Path, opts: Options) -> Result<Opened> {
     if !replayed.mem.is_empty() {
         let number = next_file;
         next_file += 1;
-        let (t, _) = write_table(&env, dir, &opts, number, &replayed.mem, &[], cache.clone())?;
+        let (t, _, _) = write_table(&env, dir, &opts, number, &replayed.mem, &[], cache.clone())?;
         state
             .apply(&VersionEdit {
                 added: vec![(0, t.meta().clone())],

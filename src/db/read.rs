@@ -115,6 +115,8 @@ pub(crate) fn stats(shared: &Shared) -> Stats {
         checkpoints: Counters::get(&c.checkpoints),
         trivial_moves: Counters::get(&c.trivial_moves),
         write_stall_ms: Counters::get(&c.write_stall_ms),
+        blocks_compressed: Counters::get(&c.blocks_compressed),
+        blocks_stored_raw: Counters::get(&c.blocks_stored_raw),
         checkpoint_tables_linked: Counters::get(&c.checkpoint_tables_linked),
         checkpoint_tables_copied: Counters::get(&c.checkpoint_tables_copied),
         memtable_range_tombstones: std::iter::once(&sv.mem)
@@ -139,7 +141,9 @@ pub(crate) fn stats(shared: &Shared) -> Stats {
             l.entries += m.entries;
             l.tombstones += m.tombstones;
             l.range_tombstones += t.range_dels().cover_count();
+            l.raw_data_bytes += t.raw_data_bytes();
         }
+        s.table_raw_data_bytes += l.raw_data_bytes;
         s.table_range_tombstones += l.range_tombstones;
         s.tables += l.tables;
         s.table_bytes += l.bytes;

@@ -2,6 +2,7 @@
 
 use super::block::BlockBuilder;
 use super::bloom;
+use super::compress::{self, Stored};
 use super::format::{
     block_crc, put_handle, BlockHandle, Footer, MetaV2, TableMeta, TABLE_FORMAT_VERSION,
 };
@@ -9,7 +10,7 @@ use crate::env::{join, File, Fs};
 use crate::error::{Error, Result};
 use crate::filename::table_name;
 use crate::key::{self, Kind};
-use crate::options::Options;
+use crate::options::{Compression, Options};
 use crate::planted::{self, Bug};
 use crate::rangedel::Fragments;
 use std::path::{Path, PathBuf};
@@ -35,12 +36,35 @@ pub struct TableBuilder {
     meta: TableMeta,
     range_dels: Fragments,
     older_versions: u64,
+    compression: Compression,
+    /// A finished data block before compression, and the codec's output (both reused).
+    raw: Vec<u8>,
+    scratch: Vec<u8>,
+    max_data_block_len: u64,
+    raw_data_bytes: u64,
+    blocks: BlockCounts,
+}
+
+/// How a table's data blocks were stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlockCounts {
+    /// Compressed with the level's codec.
+    pub compressed: u64,
+    /// Stored as they are although a codec was asked for (it would not have saved an eighth).
+    pub stored_raw: u64,
 }
 
 impl TableBuilder {
     /// Creates table file `number` in `dir` and a builder for it, shaped by the options' block
-    /// size, restart interval and filter bits: the one way the engine makes a table file.
-    pub fn create(fs: &dyn Fs, dir: &Path, number: u64, o: &Options) -> Result<TableBuilder> {
+    /// size, restart interval, filter bits and the codec of `level` (where the table goes):
+    /// the one way the engine makes a table file.
+    pub fn create(
+        fs: &dyn Fs,
+        dir: &Path,
+        number: u64,
+        o: &Options,
+        level: usize,
+    ) -> Result<TableBuilder> {
         let path = join(dir, &table_name(number));
         let file = fs
             .create(&path)
@@ -52,7 +76,14 @@ impl TableBuilder {
             o.block_size_bytes,
             o.block_restart_interval,
             o.bloom_bits_per_key,
-        ))
+        )
+        .with_compression(o.compression_for(level)))
+    }
+
+    /// The builder, compressing data blocks with `c` (a new builder stores them raw).
+    pub fn with_compression(mut self, c: Compression) -> TableBuilder {
+        self.compression = c;
+        self
     }
 
     pub fn new(
@@ -82,6 +113,12 @@ impl TableBuilder {
             },
             range_dels: Fragments::default(),
             older_versions: 0,
+            compression: Compression::None,
+            raw: Vec::new(),
+            scratch: Vec::new(),
+            max_data_block_len: 0,
+            raw_data_bytes: 0,
+            blocks: BlockCounts::default(),
         }
     }
 
@@ -164,9 +201,23 @@ impl TableBuilder {
             return Ok(());
         }
         let last = self.data.last_key().to_vec();
-        let mut data = std::mem::replace(&mut self.data, BlockBuilder::new(1));
-        let handle = self.write_block(|out| data.finish_into(out))?;
-        self.data = data;
+        let mut raw = std::mem::take(&mut self.raw);
+        raw.clear();
+        self.data.finish_into(&mut raw);
+        self.max_data_block_len = self.max_data_block_len.max(raw.len() as u64);
+        self.raw_data_bytes += raw.len() as u64;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let codec = self.compression;
+        let mut stored = Stored::Raw;
+        let handle = self.write_block(|out| {
+            stored = compress::encode_into(codec, &raw, &mut scratch, out);
+        })?;
+        match stored {
+            Stored::Compressed => self.blocks.compressed += 1,
+            Stored::Raw if codec != Compression::None => self.blocks.stored_raw += 1,
+            Stored::Raw => {}
+        }
+        (self.raw, self.scratch) = (raw, scratch);
         let mut h = Vec::with_capacity(20);
         put_handle(&mut h, handle);
         self.index.add(&last, &h);
@@ -185,7 +236,12 @@ impl TableBuilder {
 
     /// Writes the range-deletion, filter, meta and index blocks and the footer, and syncs the
     /// file. Returns what the table holds.
-    pub fn finish(mut self) -> Result<TableMeta> {
+    pub fn finish(self) -> Result<TableMeta> {
+        Ok(self.finish_counted()?.0)
+    }
+
+    /// [`TableBuilder::finish`], also returning how the data blocks were stored.
+    pub fn finish_counted(mut self) -> Result<(TableMeta, BlockCounts)> {
         self.finish_data_block()?;
         let ranges = std::mem::take(&mut self.range_dels);
         let range_del = self.write_block(|out| ranges.encode_into(out))?;
@@ -217,8 +273,10 @@ impl TableBuilder {
         let ext = MetaV2 {
             range_del,
             older_versions: self.older_versions,
+            max_data_block_len: self.max_data_block_len,
+            raw_data_bytes: self.raw_data_bytes,
         };
-        let meta = self.write_block(|out| meta_fields.encode_block_v2(ext, out))?;
+        let meta = self.write_block(|out| meta_fields.encode_block_v3(ext, out))?;
         let mut index_builder = std::mem::replace(&mut self.index, BlockBuilder::new(1));
         let index = self.write_block(|out| index_builder.finish_into(out))?;
         let footer = Footer {
@@ -238,6 +296,6 @@ impl TableBuilder {
                 .map_err(|e| Error::io("sync", &self.path, e))?;
         }
         self.meta.size_bytes = self.offset;
-        Ok(self.meta)
+        Ok((self.meta, self.blocks))
     }
 }

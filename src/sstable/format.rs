@@ -19,6 +19,8 @@
 //!             | smallest_key_len varint | smallest_key | largest_key_len varint | largest_key
 //!             | range_del_offset varint | range_del_len varint | older_versions varint
 //!                                                                  -- these three: version 2
+//!             | max_data_block_len varint | raw_data_bytes varint   -- these two: version 3
+//! data blocks (version 3): stored bytes end in a codec byte (see `compress.rs`)
 //! range_del block: see `rangedel.rs`
 //! ```
 //! Block lengths exclude the trailer.
@@ -28,8 +30,9 @@ use crate::error::{Error, Result};
 use std::path::Path;
 
 /// Table format version written. DO NOT CHANGE the meaning of a published version.
-/// Version 2 added the range-deletion block; version 1 tables keep opening.
-pub const TABLE_FORMAT_VERSION: u32 = 2;
+/// Version 2 added the range-deletion block; version 3 compressed data blocks (a codec byte
+/// per data block) and two meta fields. Versions 1 and 2 keep opening.
+pub const TABLE_FORMAT_VERSION: u32 = 3;
 /// The oldest table format version this build reads.
 pub const TABLE_FORMAT_VERSION_MIN: u32 = 1;
 /// Table magic. DO NOT CHANGE.
@@ -165,6 +168,10 @@ pub struct MetaV2 {
     /// Entries that are older versions of a key (kept for snapshots): a full compaction
     /// rewrites the last level's tables that hold any.
     pub older_versions: u64,
+    /// Version 3: the largest data block's uncompressed length (bounds decompression), and the
+    /// data blocks' uncompressed bytes in all (for the compression ratio). 0 in version 2.
+    pub max_data_block_len: u64,
+    pub raw_data_bytes: u64,
 }
 
 /// What a table holds: kept in the manifest and in memory.
@@ -194,16 +201,19 @@ impl TableMeta {
         out.extend_from_slice(&self.largest);
     }
 
-    /// Encodes a version-2 meta block: the fields, the range-deletion block's handle, and how
-    /// many entries are older versions of a key an entry before them holds.
-    pub fn encode_block_v2(&self, ext: MetaV2, out: &mut Vec<u8>) {
+    /// Encodes a version-3 meta block: the fields, the range-deletion block's handle, how
+    /// many entries are older versions of a key an entry before them holds, the largest data
+    /// block's raw length and the data blocks' raw bytes.
+    pub fn encode_block_v3(&self, ext: MetaV2, out: &mut Vec<u8>) {
         self.encode_block(out);
         put_handle(out, ext.range_del);
         varint::put(out, ext.older_versions);
+        varint::put(out, ext.max_data_block_len);
+        varint::put(out, ext.raw_data_bytes);
     }
 
-    /// Decodes a meta block of format `version`: the fields, and for version 2 the
-    /// range-deletion block's handle.
+    /// Decodes a meta block of format `version`: the fields, and from version 2 on what
+    /// [`MetaV2`] holds.
     pub fn decode_block_versioned(
         buf: &[u8],
         number: u64,
@@ -226,11 +236,18 @@ impl TableMeta {
         let offset = varint::get(buf, &mut p)?;
         let len = varint::get(buf, &mut p)?;
         let older_versions = varint::get(buf, &mut p)?;
+        let (max_data_block_len, raw_data_bytes) = if version >= 3 {
+            (varint::get(buf, &mut p)?, varint::get(buf, &mut p)?)
+        } else {
+            (0, 0)
+        };
         (p == buf.len() && older_versions <= meta.entries).then_some((
             meta,
             Some(MetaV2 {
                 range_del: BlockHandle { offset, len },
                 older_versions,
+                max_data_block_len,
+                raw_data_bytes,
             }),
         ))
     }

@@ -5,6 +5,7 @@ pub mod block;
 pub mod bloom;
 pub mod builder;
 pub mod cache;
+pub mod compress;
 pub mod format;
 pub mod reader;
 

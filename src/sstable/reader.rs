@@ -4,6 +4,7 @@
 use super::block::BlockCursor;
 use super::bloom;
 use super::cache::{Block, BlockCache};
+use super::compress::{self, DecodeError};
 use super::format::{
     block_crc, get_handle, BlockHandle, Footer, TableMeta, BLOCK_TRAILER_LEN, FOOTER_LEN,
 };
@@ -34,6 +35,10 @@ pub struct Table {
     older_versions: u64,
     version: u32,
     cache: Option<Arc<BlockCache>>,
+    /// Version 3: the largest data block's raw length (bounds decompression), and the data
+    /// blocks' raw bytes (for older versions, the data region's length).
+    max_data_block_len: u64,
+    raw_data_bytes: u64,
 }
 
 /// A version found by a lookup: its sequence number and what it holds.
@@ -49,7 +54,8 @@ pub enum Probe {
 }
 
 thread_local! {
-    static GET_SCRATCH: RefCell<(Vec<u8>, BlockCursor)> = RefCell::new((Vec::new(), BlockCursor::default()));
+    static GET_SCRATCH: RefCell<(Vec<u8>, BlockCursor, Vec<u8>)> =
+        RefCell::new((Vec::new(), BlockCursor::default(), Vec::new()));
 }
 
 impl Table {
@@ -102,6 +108,8 @@ impl Table {
             older_versions: 0,
             version: footer.version,
             cache,
+            max_data_block_len: 0,
+            raw_data_bytes: 0,
         };
         let mut buf = Vec::new();
         t.read_block(footer.filter, &mut buf)?;
@@ -111,6 +119,19 @@ impl Table {
             .ok_or_else(|| Error::corruption(path, footer.meta.offset, "malformed meta block"))?;
         t.meta = meta;
         t.older_versions = ext.map_or(0, |e| e.older_versions);
+        t.max_data_block_len = ext.map_or(0, |e| e.max_data_block_len);
+        t.raw_data_bytes = ext.map_or(0, |e| e.raw_data_bytes);
+        if t.max_data_block_len > limits::BLOCK_SIZE_BYTES_MAX as u64 {
+            return Err(Error::corruption(
+                path,
+                footer.meta.offset,
+                format!(
+                    "meta block names a data block of {} bytes, past the limit of {}",
+                    t.max_data_block_len,
+                    limits::BLOCK_SIZE_BYTES_MAX
+                ),
+            ));
+        }
         let range_del = ext.map(|e| e.range_del);
         t.read_block(footer.index, &mut buf)?;
         let trailer = BLOCK_TRAILER_LEN as u64;
@@ -120,6 +141,9 @@ impl Table {
         let data_end = t.index.last().map_or(0, |e| {
             e.handle.offset + e.handle.len + BLOCK_TRAILER_LEN as u64
         });
+        if t.version < 3 {
+            t.raw_data_bytes = data_end;
+        }
         let mut ranges_contiguous = data_end == data_limit;
         if let Some(h) = range_del {
             ranges_contiguous &= h
@@ -253,6 +277,39 @@ impl Table {
         Ok(())
     }
 
+    /// Reads, checks and (version 3) decompresses one data block into `buf`, with `spare` as
+    /// the second buffer decompression needs.
+    fn read_data_block(
+        &self,
+        h: BlockHandle,
+        buf: &mut Vec<u8>,
+        spare: &mut Vec<u8>,
+    ) -> Result<()> {
+        self.read_block(h, buf)?;
+        if self.version < 3 {
+            return Ok(());
+        }
+        compress::decode_with_spare(buf, spare, self.max_data_block_len).map_err(|e| match e {
+            DecodeError::Corrupt(r) => Error::corruption(&self.path, h.offset, r),
+            DecodeError::Unsupported(what) => Error::Unsupported {
+                file: self.path.clone(),
+                offset: h.offset,
+                what,
+            },
+        })?;
+        Ok(())
+    }
+
+    /// Where each data block is, in order: offset and stored length (without the trailer).
+    pub fn data_blocks(&self) -> impl Iterator<Item = BlockHandle> + '_ {
+        self.index.iter().map(|e| e.handle)
+    }
+
+    /// The data blocks' uncompressed bytes (the compression ratio is this over the file size).
+    pub fn raw_data_bytes(&self) -> u64 {
+        self.raw_data_bytes
+    }
+
     /// The table's range tombstones (empty for a version-1 table).
     pub fn range_dels(&self) -> &Fragments {
         &self.range_dels
@@ -275,7 +332,7 @@ impl Table {
             return Ok(b);
         }
         let mut v = Vec::new();
-        self.read_block(h, &mut v)?;
+        self.read_data_block(h, &mut v, &mut Vec::new())?;
         let b = Arc::new(v);
         if fill {
             c.insert(self.meta.number, h.offset, b.clone());
@@ -311,11 +368,11 @@ impl Table {
                 return Ok((None, Probe::Read));
             };
             GET_SCRATCH.with(|s| {
-                let mut fresh = (Vec::new(), BlockCursor::default());
+                let mut fresh = (Vec::new(), BlockCursor::default(), Vec::new());
                 let mut guard = s.try_borrow_mut();
-                let (buf, cursor) = match guard.as_deref_mut() {
-                    Ok(s) => (&mut s.0, &mut s.1),
-                    Err(_) => (&mut fresh.0, &mut fresh.1),
+                let (buf, cursor, spare) = match guard.as_deref_mut() {
+                    Ok(s) => (&mut s.0, &mut s.1, &mut s.2),
+                    Err(_) => (&mut fresh.0, &mut fresh.1, &mut fresh.2),
                 };
                 let cached: Block;
                 let buf: &[u8] = match &self.cache {
@@ -324,7 +381,7 @@ impl Table {
                         &cached
                     }
                     None => {
-                        self.read_block(entry.handle, buf)?;
+                        self.read_data_block(entry.handle, buf, spare)?;
                         buf
                     }
                 };
@@ -358,6 +415,9 @@ impl Table {
                     if s.0.capacity() > (1 << 20) {
                         s.0 = Vec::new();
                     }
+                    if s.2.capacity() > (1 << 20) {
+                        s.2 = Vec::new();
+                    }
                 }
                 Ok((found, Probe::Read))
             })
@@ -374,6 +434,8 @@ pub struct TableIter {
     loaded: bool,
     /// Whether blocks read are added to the table's block cache.
     fill_cache: bool,
+    /// The second buffer of decompression.
+    spare: Vec<u8>,
 }
 
 impl TableIter {
@@ -391,6 +453,7 @@ impl TableIter {
             cursor: BlockCursor::default(),
             loaded: false,
             fill_cache,
+            spare: Vec::new(),
         }
     }
 
@@ -405,10 +468,10 @@ impl TableIter {
             self.block = self.table.cached_block(c, h, self.fill_cache)?;
         } else if let Some(buf) = Arc::get_mut(&mut self.block) {
             // Not shared: reuse the buffer.
-            self.table.read_block(h, buf)?;
+            self.table.read_data_block(h, buf, &mut self.spare)?;
         } else {
             let mut v = Vec::new();
-            self.table.read_block(h, &mut v)?;
+            self.table.read_data_block(h, &mut v, &mut self.spare)?;
             self.block = Arc::new(v);
         }
         let path = &self.table.path;

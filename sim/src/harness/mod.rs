@@ -121,11 +121,12 @@ fn mutate(bytes: &mut Vec<u8>, inp: &mut Input) {
     }
 }
 
-/// An error that says plainly the input is bad: corruption, or a version this build can't read.
+/// An error that says plainly the input is bad: corruption, or a version or codec this build
+/// can't read.
 fn is_clear_error(e: &Error) -> bool {
     matches!(
         e,
-        Error::Corruption { .. } | Error::UnsupportedVersion { .. }
+        Error::Corruption { .. } | Error::UnsupportedVersion { .. } | Error::Unsupported { .. }
     )
 }
 

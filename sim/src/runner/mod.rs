@@ -58,6 +58,8 @@ pub const PROBES: &[&str] = &[
     "scan that left the block cache as it was",
     "trivial move",
     "tables below an empty level 1",
+    "data block compressed",
+    "data block left raw as compression did not pay",
 ];
 
 /// What the last close or crash promises about the state a reopen must find.
@@ -190,6 +192,7 @@ pub fn run_steps_with(
         tombstone_grace: std::time::Duration::from_millis(knobs.tombstone_grace_ms),
         block_cache_bytes: knobs.block_cache_bytes,
         dynamic_level_bytes: knobs.dynamic_level_bytes,
+        compression_per_level: knobs.compression_per_level.clone(),
         ..Options::default()
     };
     let world = World::new();
@@ -319,6 +322,12 @@ impl Runner {
         }
         if st.trivial_moves > 0 {
             self.probe("trivial move");
+        }
+        if st.blocks_compressed > 0 {
+            self.probe("data block compressed");
+        }
+        if st.blocks_stored_raw > 0 {
+            self.probe("data block left raw as compression did not pay");
         }
         let deepest = st.levels.iter().rposition(|l| l.tables > 0).unwrap_or(0);
         if deepest >= 2 && st.levels.get(1).is_some_and(|l| l.tables == 0) {

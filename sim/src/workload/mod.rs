@@ -3,6 +3,7 @@
 
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use sedimentdb::Compression;
 mod step;
 
 pub use step::{GroupWrite, Step, RANGE_FLAG};
@@ -72,6 +73,8 @@ pub struct Knobs {
     pub block_cache_bytes: usize,
     /// Dynamic level targets (else static).
     pub dynamic_level_bytes: bool,
+    /// The data blocks' codec per level.
+    pub compression_per_level: Vec<Compression>,
 }
 
 /// The database directories a seed may draw.
@@ -128,6 +131,7 @@ impl Default for Knobs {
             links_supported: true,
             block_cache_bytes: 64 << 10,
             dynamic_level_bytes: true,
+            compression_per_level: vec![Compression::Lz4],
         }
     }
 }
@@ -235,6 +239,19 @@ impl Knobs {
         k.links_supported = below(&mut rng, 3) != 0;
         k.block_cache_bytes = pick(&mut rng, &[0, 4 << 10, 64 << 10, 1 << 20]) as usize;
         k.dynamic_level_bytes = below(&mut rng, 3) != 0;
+        use Compression::{Lz4, None as Raw, Zstd};
+        // The same draw with or without zstd (a seed's other knobs do not depend on the
+        // build); without it, LZ4 takes zstd's place.
+        let zstd = |l| if cfg!(feature = "zstd") { Zstd(l) } else { Lz4 };
+        let mut codecs = [
+            vec![Raw],
+            vec![Lz4],
+            vec![Raw, Lz4],
+            vec![Lz4, Lz4, zstd(1)],
+            vec![Raw, zstd(3)],
+        ];
+        let i = below(&mut rng, codecs.len() as u64) as usize;
+        k.compression_per_level = std::mem::take(&mut codecs[i]);
         k
     }
 }

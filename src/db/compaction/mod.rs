@@ -14,6 +14,7 @@ use super::shared::Shared;
 use crate::error::{Error, Result};
 use crate::iter::{MergingIter, Source};
 use crate::key;
+use crate::options::Options;
 use crate::planted::{self, Bug};
 use crate::rangedel::Fragments;
 use crate::sstable::{Table, TableBuilder, TableIter};
@@ -38,11 +39,14 @@ pub(crate) struct Compaction<T = Arc<Table>> {
 
 impl<T: TableInfo> Compaction<T> {
     /// True if the compaction is a *trivial move*: one table into the next level, where no
-    /// table overlaps it. Its file then moves by a manifest edit alone, rewritten by nobody:
-    /// nothing is merged, so nothing would be dropped.
-    pub fn is_trivial_move(&self) -> bool {
+    /// table overlaps it, and both levels use the same codec. Its file then moves by a
+    /// manifest edit alone, rewritten by nobody: nothing is merged, so nothing would be
+    /// dropped. (Across a codec change the table is rewritten, or data loaded in key order
+    /// would reach the last level never compressed with its codec.)
+    pub fn is_trivial_move(&self, o: &Options) -> bool {
         self.inputs.len() == 1
             && self.output_level > self.level
+            && o.compression_for(self.level) == o.compression_for(self.output_level)
             && (self.next.is_empty() || planted::active(Bug::MoveOverlappingTable))
     }
 
@@ -127,7 +131,7 @@ pub(crate) struct Outcome {
 /// Runs one compaction: merge, write outputs, one manifest edit, install, and removal of the
 /// inputs once no reader holds them.
 fn run(shared: &Shared, c: Compaction, v: &Version) -> Result<Outcome> {
-    if c.is_trivial_move() {
+    if c.is_trivial_move(&shared.opts) {
         install::install_move(shared, c)?;
         return Ok(Outcome::default());
     }
@@ -160,6 +164,7 @@ fn merge_and_install(shared: &Shared, c: Compaction, v: &Version) -> Result<Outc
     );
     let mut out = Outputs {
         shared,
+        level: c.output_level,
         building: None,
         cut_pending: false,
         last_user_key: Vec::new(),
@@ -195,6 +200,8 @@ fn merge_and_install(shared: &Shared, c: Compaction, v: &Version) -> Result<Outc
 /// disjoint.
 struct Outputs<'a> {
     shared: &'a Shared,
+    /// The level the outputs go to (it chooses their codec).
+    level: usize,
     building: Option<TableBuilder>,
     /// The table being built is full: cut it before the next key.
     cut_pending: bool,
@@ -222,6 +229,7 @@ impl Outputs<'_> {
                 &s.dir,
                 s.new_file_number(),
                 &s.opts,
+                self.level,
             )?),
         };
         b.add(ikey, value)?;
@@ -239,7 +247,8 @@ impl Outputs<'_> {
         if let Some(mut b) = self.building.take() {
             b.set_range_tombstones(self.ranges.clip(self.lower.as_deref(), upper));
             let (number, path) = (b.number(), b.path().to_path_buf());
-            b.finish()?;
+            let (_, blocks) = b.finish_counted()?;
+            self.shared.counters.count_blocks(blocks);
             let t = Table::open_cached(
                 &*self.shared.env.fs,
                 &path,
@@ -261,6 +270,7 @@ impl Outputs<'_> {
                 &s.dir,
                 s.new_file_number(),
                 &s.opts,
+                self.level,
             )?);
         }
         self.cut(None)?;

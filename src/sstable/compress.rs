@@ -1,0 +1,246 @@
+//! Data-block codecs (table format 3). A data block is stored as
+//!
+//! ```text
+//! codec 0 (none):  block bytes                                    ++ codec u8
+//! codec 1 (LZ4):   raw_len varint ++ LZ4 block (lz4_flex)         ++ codec u8
+//! codec 2 (zstd):  raw_len varint ++ one zstd frame               ++ codec u8
+//! ```
+//!
+//! The block trailer's checksum covers these stored bytes, codec byte included, so a damaged
+//! block is refused before it is decompressed. Decompression is bounded all the same: `raw_len`
+//! may not exceed the table's largest data block (recorded in its checksummed meta block), and
+//! the codec must produce exactly `raw_len` bytes.
+
+use crate::options::Compression;
+use crate::planted::{self, Bug};
+
+/// Codec byte of a block stored as it is.
+pub const CODEC_NONE: u8 = 0;
+/// Codec byte of an LZ4 block.
+pub const CODEC_LZ4: u8 = 1;
+/// Codec byte of a zstd block.
+pub const CODEC_ZSTD: u8 = 2;
+
+/// How a block was stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// Compressed with the level's codec.
+    Compressed,
+    /// As it is: no codec asked for, or compression would not have saved an eighth.
+    Raw,
+}
+
+/// Appends the stored form of `raw` under `codec` to `out`; `scratch` is reused between calls.
+/// A compressed block that does not save at least an eighth of the raw bytes is stored raw
+/// (decompressing it would cost more than the bytes it saves).
+pub fn encode_into(
+    codec: Compression,
+    raw: &[u8],
+    scratch: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) -> Stored {
+    let (byte, ok) = match codec {
+        Compression::None => (CODEC_NONE, false),
+        Compression::Lz4 => {
+            scratch.clear();
+            scratch.resize(lz4_flex::block::get_maximum_output_size(raw.len()), 0);
+            let n = lz4_flex::block::compress_into(raw, scratch);
+            let ok = n.is_ok_and(|n| {
+                scratch.truncate(n);
+                true
+            });
+            (CODEC_LZ4, ok)
+        }
+        Compression::Zstd(level) => (CODEC_ZSTD, zstd_compress(raw, level, scratch)),
+    };
+    let mut head = [0u8; 10];
+    let head_len = varint_into(raw.len() as u64, &mut head);
+    // Stored size (length, compressed bytes, codec byte) at most seven eighths of the raw.
+    let pays = ok && head_len + scratch.len() < raw.len() - raw.len() / 8;
+    if pays {
+        out.extend_from_slice(&head[..head_len]);
+        out.extend_from_slice(scratch);
+        out.push(byte);
+        Stored::Compressed
+    } else {
+        out.extend_from_slice(raw);
+        // Planted: the level's codec byte on a block left raw, as if the decision to store raw
+        // were taken after the codec byte was chosen.
+        let wrong = ok && planted::active(Bug::RawBlockMarkedCompressed);
+        out.push(if wrong { byte } else { CODEC_NONE });
+        Stored::Raw
+    }
+}
+
+fn varint_into(mut v: u64, out: &mut [u8; 10]) -> usize {
+    let mut i = 0;
+    while v >= 0x80 {
+        out[i] = (v as u8) | 0x80;
+        v >>= 7;
+        i += 1;
+    }
+    out[i] = v as u8;
+    i + 1
+}
+
+#[cfg(feature = "zstd")]
+fn zstd_compress(raw: &[u8], level: i32, scratch: &mut Vec<u8>) -> bool {
+    match zstd::bulk::compress(raw, level) {
+        Ok(v) => {
+            *scratch = v;
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+#[cfg(not(feature = "zstd"))]
+fn zstd_compress(_raw: &[u8], _level: i32, _scratch: &mut Vec<u8>) -> bool {
+    // `Options::validate` refuses zstd in a build without it.
+    false
+}
+
+/// Why a stored block could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The bytes are not a valid block of their codec (or claim an impossible size).
+    Corrupt(String),
+    /// A codec this build does not have (zstd without the feature, or an unknown codec byte).
+    Unsupported(String),
+}
+
+/// Decodes a stored data block in place: `buf` holds the stored bytes (codec byte last) and
+/// is left holding the block. `max_raw_len` bounds what a compressed block may expand to.
+/// Returns the codec byte.
+pub fn decode_in_place(buf: &mut Vec<u8>, max_raw_len: u64) -> Result<u8, DecodeError> {
+    decode_with_spare(buf, &mut Vec::new(), max_raw_len)
+}
+
+/// [`decode_in_place`], decompressing into `spare` and swapping it with `buf` (so a caller
+/// that keeps both buffers decodes block after block without allocating).
+pub fn decode_with_spare(
+    buf: &mut Vec<u8>,
+    spare: &mut Vec<u8>,
+    max_raw_len: u64,
+) -> Result<u8, DecodeError> {
+    let Some(&codec) = buf.last() else {
+        return Err(DecodeError::Corrupt(
+            "empty data block (no codec byte)".into(),
+        ));
+    };
+    let stored = buf.len() - 1;
+    if codec == CODEC_NONE {
+        buf.truncate(stored);
+        return Ok(codec);
+    }
+    if codec != CODEC_LZ4 && codec != CODEC_ZSTD {
+        return Err(DecodeError::Unsupported(format!(
+            "data block with unknown codec {codec}"
+        )));
+    }
+    let mut p = 0;
+    let raw_len = crate::coding::varint::get(&buf[..stored], &mut p)
+        .ok_or_else(|| DecodeError::Corrupt("compressed block with a malformed length".into()))?;
+    if raw_len > max_raw_len {
+        return Err(DecodeError::Corrupt(format!(
+            "compressed block claims {raw_len} bytes, more than the table's largest block \
+             ({max_raw_len} bytes)"
+        )));
+    }
+    // Every byte is overwritten by the codec (and its count checked below), so what `spare`
+    // held before need not be cleared.
+    spare.resize(raw_len as usize, 0);
+    let out = &mut spare[..];
+    let n = if codec == CODEC_LZ4 {
+        lz4_flex::block::decompress_into(&buf[p..stored], out)
+            .map_err(|e| DecodeError::Corrupt(format!("LZ4 block does not decode: {e}")))?
+    } else {
+        zstd_decompress(&buf[p..stored], out)?
+    };
+    if n as u64 != raw_len {
+        return Err(DecodeError::Corrupt(format!(
+            "compressed block decodes to {n} bytes, its header says {raw_len}"
+        )));
+    }
+    std::mem::swap(buf, spare);
+    Ok(codec)
+}
+
+#[cfg(feature = "zstd")]
+fn zstd_decompress(src: &[u8], out: &mut [u8]) -> Result<usize, DecodeError> {
+    zstd::bulk::decompress_to_buffer(src, out)
+        .map_err(|e| DecodeError::Corrupt(format!("zstd block does not decode: {e}")))
+}
+
+#[cfg(not(feature = "zstd"))]
+fn zstd_decompress(_src: &[u8], _out: &mut [u8]) -> Result<usize, DecodeError> {
+    Err(DecodeError::Unsupported(
+        "zstd-compressed data block, and this build has no zstd (cargo feature `zstd`)".into(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(c: Compression, raw: &[u8]) -> (Stored, Vec<u8>) {
+        let (mut scratch, mut out) = (Vec::new(), Vec::new());
+        let s = encode_into(c, raw, &mut scratch, &mut out);
+        let stored = out.clone();
+        decode_in_place(&mut out, raw.len() as u64).unwrap();
+        assert_eq!(out, raw);
+        (s, stored)
+    }
+
+    #[test]
+    fn compressible_blocks_shrink_and_random_ones_stay_raw() {
+        let text: Vec<u8> = b"value 17 value 17 value 17 ".repeat(100);
+        let (s, stored) = roundtrip(Compression::Lz4, &text);
+        assert_eq!(s, Stored::Compressed);
+        assert!(stored.len() < text.len() / 4, "{} bytes", stored.len());
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let noise: Vec<u8> = (0..4096)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let (s, stored) = roundtrip(Compression::Lz4, &noise);
+        assert_eq!(s, Stored::Raw);
+        assert_eq!(stored.len(), noise.len() + 1);
+        assert_eq!(roundtrip(Compression::None, &text).0, Stored::Raw);
+        assert_eq!(roundtrip(Compression::Lz4, b"").0, Stored::Raw);
+    }
+
+    #[test]
+    fn a_length_past_the_bound_is_refused_before_allocating() {
+        let text: Vec<u8> = b"abcd".repeat(1000);
+        let (mut scratch, mut out) = (Vec::new(), Vec::new());
+        encode_into(Compression::Lz4, &text, &mut scratch, &mut out);
+        let e = decode_in_place(&mut out.clone(), 3999).unwrap_err();
+        assert!(
+            matches!(e, DecodeError::Corrupt(ref m) if m.contains("largest block")),
+            "{e:?}"
+        );
+        // A damaged length inside the bound: the codec output must match it exactly.
+        out[0] ^= 1;
+        assert!(matches!(
+            decode_in_place(&mut out, 1 << 20),
+            Err(DecodeError::Corrupt(_))
+        ));
+        let mut unknown = vec![1, 2, 3, 9];
+        assert!(matches!(
+            decode_in_place(&mut unknown, 100),
+            Err(DecodeError::Unsupported(_))
+        ));
+    }
+
+    #[cfg(feature = "zstd")]
+    #[test]
+    fn zstd_roundtrips() {
+        let text: Vec<u8> = b"value 17 value 17 value 17 ".repeat(100);
+        assert_eq!(roundtrip(Compression::Zstd(3), &text).0, Stored::Compressed);
+    }
+}
