@@ -39,6 +39,9 @@ struct Args {
     /// The codec of every level: none, lz4 or zstd (zstd needs `--features zstd`).
     #[arg(long, default_value = "lz4")]
     compression: String,
+    /// `Options::wal_preallocate_bytes` (0: the WAL is appended to).
+    #[arg(long, default_value_t = 1 << 20)]
+    wal_preallocate: u64,
     /// Where the databases go (default: a temporary directory).
     #[arg(long)]
     dir: Option<std::path::PathBuf>,
@@ -170,6 +173,7 @@ fn main() {
     let opts = Options {
         block_cache_bytes: a.cache_bytes,
         compression_per_level: vec![codec],
+        wal_preallocate_bytes: a.wal_preallocate,
         ..Options::default()
     };
     let unsynced = WriteOptions { sync: false };

@@ -13,7 +13,8 @@ pub enum Bug {
     AckBeforeWalSync,
     /// On a failed WAL fsync, retry it and acknowledge if the retry succeeds.
     RetryFailedFsync,
-    /// Skip the fsync of the old WAL when rotating to a new one.
+    /// Skip the fsyncs of the old WAL when rotating to a new one (its seal marker is written but
+    /// never synced).
     SkipWalSyncAtRotation,
     /// Skip the directory fsync after creating a WAL.
     SkipWalDirSync,
@@ -92,12 +93,15 @@ pub enum Bug {
     /// A data block that compression did not shrink enough is stored raw but keeps the level's
     /// codec byte, so reading it decompresses bytes that were never compressed.
     RawBlockMarkedCompressed,
+    /// A pre-sized WAL's records are written where the file ends (its pre-sized length), not
+    /// where the last record ended: recovery stops at the zeros before them.
+    WalOffsetFromFileLength,
 }
 
 impl Bug {
     /// Every planted bug.
     #[cfg_attr(not(feature = "planted-bugs"), allow(dead_code))]
-    pub const ALL: [Bug; 36] = [
+    pub const ALL: [Bug; 37] = [
         Bug::AckBeforeWalSync,
         Bug::RetryFailedFsync,
         Bug::SkipWalSyncAtRotation,
@@ -134,6 +138,7 @@ impl Bug {
         Bug::MoveOverlappingTable,
         Bug::Level0SkipsOverlappingLevel,
         Bug::RawBlockMarkedCompressed,
+        Bug::WalOffsetFromFileLength,
     ];
 }
 

@@ -38,6 +38,9 @@ pub struct Stats {
     pub recovered_torn_bytes: u64,
     /// WALs holding records that the last open replayed.
     pub recovered_wals: u64,
+    /// WALs whose records the last open found followed by zeros: the unused space of a
+    /// pre-sized WAL (not damage, nothing cut).
+    pub recovered_zero_tails: u64,
     /// Flushes that finished while a compaction was running (with `Background::Threads` and
     /// its separate flush and compaction threads).
     pub flushes_during_compaction: u64,
@@ -141,6 +144,7 @@ pub(crate) struct Counters {
     pub write_stall_ms: AtomicU64,
     pub blocks_compressed: AtomicU64,
     pub blocks_stored_raw: AtomicU64,
+    pub recovered_zero_tails: AtomicU64,
 }
 
 impl Counters {

@@ -15,6 +15,25 @@ fn opts() -> Options {
     }
 }
 
+/// Where the records of the WAL at `path` end (a pre-sized WAL has zeros after them).
+fn records_end(w: &World, path: &str) -> usize {
+    use sedimentdb::internals::record::{self, LogEnd};
+    let data = w.fs.read_file(Path::new(path)).unwrap();
+    let n: u64 = path
+        .trim_start_matches("/db/")
+        .trim_end_matches(".wal")
+        .parse()
+        .unwrap();
+    let end = record::replay(&data, Path::new(path), *b"SDBWAL\0\0", n, true, |_, _| {
+        Ok(())
+    });
+    match end.unwrap() {
+        LogEnd::Zeros { offset } => offset as usize,
+        LogEnd::Clean => data.len(),
+        LogEnd::TornTail { offset, .. } => panic!("torn at {offset}"),
+    }
+}
+
 fn files(w: &World, suffix: &str) -> Vec<String> {
     use sedimentdb::Fs;
     w.fs.list_dir(Path::new("/db"))
@@ -106,7 +125,7 @@ fn a_torn_unsynced_wal_tail_is_cut() {
     w.fs.process_crash();
     drop(db);
     let wal = format!("/db/{}", files(&w, ".wal")[0]);
-    let len = w.fs.read_file(Path::new(&wal)).unwrap().len();
+    let len = records_end(&w, &wal);
     assert!(w.fs.flip_bit(Path::new(&wal), len - 1, 0));
     let db = Db::open_with(w.env(), "/db", opts()).unwrap();
     assert!(db.stats().recovered_torn_bytes > 0);
@@ -169,7 +188,7 @@ fn damage_to_the_last_write_before_a_clean_close_is_corruption() {
     }
     db.close().unwrap(); // appends a synced marker that vouches for every record before it
     let wal = format!("/db/{}", files(&w, ".wal")[0]);
-    let len = w.fs.read_file(Path::new(&wal)).unwrap().len();
+    let len = records_end(&w, &wal);
     // The marker is the last 24 bytes; just before it lies the last put's payload.
     assert!(w.fs.flip_bit(Path::new(&wal), len - 24 - 3, 5));
     let e = Db::open_with(w.env(), "/db", opts())

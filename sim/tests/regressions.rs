@@ -121,7 +121,10 @@ fn regression_seed_94_failed_group_is_one_record() {
         ..Knobs::default()
     };
     let steps = vec![
-        Step::FailSync { drop_pages: true },
+        Step::FailSync {
+            drop_pages: true,
+            dir: false,
+        },
         Step::Group {
             writes: vec![
                 (vec![(13, Some(43))], true),
@@ -156,7 +159,10 @@ fn regression_close_after_a_failed_wal_reports_it() {
             tag: 0,
             sync: false,
         },
-        Step::FailSync { drop_pages: true },
+        Step::FailSync {
+            drop_pages: true,
+            dir: false,
+        },
         Step::Put {
             key: 2,
             len: 10,

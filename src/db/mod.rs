@@ -59,6 +59,7 @@ impl Db {
         let shared = Arc::new(Shared::new(o.parts));
         Counters::add(&shared.counters.recovered_torn_bytes, o.torn_bytes);
         Counters::add(&shared.counters.recovered_wals, o.wals_replayed);
+        Counters::add(&shared.counters.recovered_zero_tails, o.zero_tails);
         let bg_threads = match shared.opts.background {
             Background::Threads => background::spawn(&shared)?,
             Background::Inline | Background::Manual => Vec::new(),

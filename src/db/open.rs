@@ -30,6 +30,8 @@ pub(crate) struct Opened {
     pub lock: Box<dyn FileLock>,
     /// Bytes cut from torn WAL tails.
     pub torn_bytes: u64,
+    /// WALs whose records ended before zeros (pre-sized space).
+    pub zero_tails: u64,
     /// WALs that held records.
     pub wals_replayed: u64,
 }
@@ -179,7 +181,7 @@ pub(crate) fn open(env: Env, dir: &Path, opts: Options) -> Result<Opened> {
     let manifest = ManifestWriter::create(fs, dir, manifest_number, &state)?;
     // The new manifest is durable: everything it does not name is obsolete.
     remove_obsolete_files(fs, dir, &entries, &state)?;
-    let writer = create_wal(fs, dir, wal_number)?;
+    let writer = create_wal(fs, dir, wal_number, opts.wal_preallocate_bytes)?;
     Ok(Opened {
         parts: Parts {
             sv: SuperVersion {
@@ -200,6 +202,7 @@ pub(crate) fn open(env: Env, dir: &Path, opts: Options) -> Result<Opened> {
         },
         lock,
         torn_bytes: replayed.torn_bytes,
+        zero_tails: replayed.zero_tails,
         wals_replayed: replayed.wals,
     })
 }
@@ -332,6 +335,7 @@ struct Replayed {
     mem: Memtable,
     last_seq: u64,
     torn_bytes: u64,
+    zero_tails: u64,
     /// WALs that held records.
     wals: u64,
 }
@@ -373,6 +377,7 @@ fn replay_wals(
         mem: Memtable::new(0),
         last_seq,
         torn_bytes: 0,
+        zero_tails: 0,
         wals: 0,
     };
     for (i, (n, path, data)) in logs.iter().enumerate() {
@@ -380,9 +385,11 @@ fn replay_wals(
         if data.is_empty() && tail_allowed {
             continue; // created, then a power loss before its header reached the disk
         }
+        let mut sealed = false;
         let end = log::replay(data, path, WAL_MAGIC, *n, tail_allowed, |off, payload| {
+            sealed = payload.is_empty();
             if payload.is_empty() {
-                return Ok(()); // a close marker: vouches for the records before it
+                return Ok(()); // a marker: vouches for the records before it
             }
             let h = batch::apply_payload(payload, &r.mem)
                 .map_err(|reason| Error::corruption(path, off, reason))?;
@@ -394,8 +401,27 @@ fn replay_wals(
         if log::holds_records(data, *n) {
             r.wals += 1;
         }
-        if let LogEnd::TornTail { offset, .. } = end {
-            r.torn_bytes += data.len() as u64 - offset;
+        // A log older than the newest one holding records was sealed with a marker before the
+        // next was created (log format 3): without it, its tail was lost after that.
+        let version = data
+            .get(8..12)
+            .map_or(0, |v| u32::from_le_bytes(v.try_into().expect("4")));
+        if i < last_with_records && version >= 3 && !sealed {
+            let at = match end {
+                LogEnd::Zeros { offset } | LogEnd::TornTail { offset, .. } => offset,
+                LogEnd::Clean => data.len() as u64,
+            };
+            return Err(Error::corruption(
+                path,
+                at,
+                "an older WAL ends without the marker that seals it before a newer one: \
+                 records after this offset were lost",
+            ));
+        }
+        match end {
+            LogEnd::TornTail { offset, .. } => r.torn_bytes += data.len() as u64 - offset,
+            LogEnd::Zeros { .. } => r.zero_tails += 1,
+            LogEnd::Clean => {}
         }
     }
     Ok(r)
@@ -422,13 +448,14 @@ fn remove_obsolete_files(
     Ok(())
 }
 
-/// Creates WAL `number`, with its header, and makes its directory entry durable.
-pub(crate) fn create_wal(fs: &dyn Fs, dir: &Path, number: u64) -> Result<LogWriter> {
+/// Creates WAL `number`, with its header, pre-sized to `presize` bytes if not 0, and makes
+/// its directory entry durable.
+pub(crate) fn create_wal(fs: &dyn Fs, dir: &Path, number: u64, presize: u64) -> Result<LogWriter> {
     let path = join(dir, &wal_name(number));
     let file = fs
         .create(&path)
         .map_err(|e| Error::io("create", &path, e))?;
-    let writer = LogWriter::new(file, path, WAL_MAGIC, number)?;
+    let writer = LogWriter::new_presized(file, path, WAL_MAGIC, number, presize)?;
     // Durability point: without this directory fsync, the WAL and every synced write in it
     // could vanish at a power loss.
     if !planted::active(Bug::SkipWalDirSync) {

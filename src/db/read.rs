@@ -101,6 +101,7 @@ pub(crate) fn stats(shared: &Shared) -> Stats {
         filter_false_positives: Counters::get(&c.filter_false_positives),
         recovered_torn_bytes: Counters::get(&c.recovered_torn_bytes),
         recovered_wals: Counters::get(&c.recovered_wals),
+        recovered_zero_tails: Counters::get(&c.recovered_zero_tails),
         write_stalls: Counters::get(&c.write_stalls),
         flushes_during_compaction: Counters::get(&c.flushes_during_compaction),
         commit_groups_by_size: c.commit_groups_by_size.each_ref().map(Counters::get),

@@ -233,12 +233,21 @@ pub(crate) fn rotate(shared: &Shared, wal: &mut WalState, backpressure: bool) ->
         }
     }
     // Durability point: the old WAL must be complete on disk before records in the new one
-    // can be synced, or a power loss could keep later writes and lose earlier ones.
-    if !planted::active(Bug::SkipWalSyncAtRotation) {
-        wal.writer.sync()?;
+    // can be synced, or a power loss could keep later writes and lose earlier ones. It is
+    // sealed (synced, then a synced marker): recovery refuses an older WAL without its marker,
+    // since its lost tail would otherwise read as the zeros of a pre-sized log.
+    if planted::active(Bug::SkipWalSyncAtRotation) {
+        wal.writer.add_record(&[])?;
+    } else {
+        wal.writer.seal()?;
     }
     let number = shared.new_file_number();
-    wal.writer = super::open::create_wal(&*shared.env.fs, &shared.dir, number)?;
+    wal.writer = super::open::create_wal(
+        &*shared.env.fs,
+        &shared.dir,
+        number,
+        shared.opts.wal_preallocate_bytes,
+    )?;
     shared.install(|sv| {
         let old = std::mem::replace(&mut sv.mem, Arc::new(Memtable::new(number)));
         sv.imms.insert(0, old);

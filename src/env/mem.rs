@@ -41,6 +41,22 @@ impl File for MemFile {
         Ok(())
     }
 
+    fn write_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
+        let at = usize::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
+        let mut d = self.data();
+        if d.len() < at + data.len() {
+            d.resize(at + data.len(), 0);
+        }
+        d[at..at + data.len()].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        let len = usize::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?;
+        self.data().resize(len, 0);
+        Ok(())
+    }
+
     fn sync(&self) -> io::Result<()> {
         Ok(())
     }

@@ -20,16 +20,37 @@ use std::sync::Arc;
 pub use mem::MemFile;
 pub use std_fs::{StdFs, SystemClock};
 
-/// A file opened for reading and/or appending.
+/// A file opened for reading and writing.
 ///
 /// Reads are positional and take `&self`, so many threads read one file at once without a lock.
+/// One writer at a time appends or writes in place (the engine never writes a file from two
+/// threads at once).
 pub trait File: Send + Sync {
     /// Reads exactly `buf.len()` bytes at `offset`. Fails with `UnexpectedEof` if the file is
     /// shorter.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
     /// Appends all of `data` at the end of the file. On error a prefix may have been written.
     fn append(&self, data: &[u8]) -> io::Result<()>;
-    /// Makes everything written so far durable.
+    /// Writes all of `data` at `offset`, over what is there or past the end (a gap reads as
+    /// zeros). On error a prefix may have been written. The default fails with `Unsupported`;
+    /// the engine then appends instead (its WALs are not pre-sized).
+    fn write_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
+        let _ = (data, offset);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this filesystem cannot write in place",
+        ))
+    }
+    /// Grows the file to `len` bytes (the new bytes read as zeros). Like written data, the new
+    /// size is durable only after a [`File::sync`]. The default fails with `Unsupported`.
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        let _ = len;
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this filesystem cannot set a file's length",
+        ))
+    }
+    /// Makes everything written so far durable, the file's size included.
     fn sync(&self) -> io::Result<()>;
     /// The current length in bytes.
     fn len(&self) -> io::Result<u64>;

@@ -6,6 +6,7 @@ use std::fs::{self, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -13,8 +14,28 @@ use std::time::{SystemTime, UNIX_EPOCH};
 #[derive(Debug, Default, Clone, Copy)]
 pub struct StdFs;
 
+/// A file opened without `O_APPEND` (under which Linux ignores a positional write's offset):
+/// appends are positional writes at the tracked end.
 struct StdFile {
     file: fs::File,
+    end: AtomicU64,
+}
+
+impl StdFile {
+    fn new(file: fs::File) -> io::Result<StdFile> {
+        let end = AtomicU64::new(file.metadata()?.len());
+        Ok(StdFile { file, end })
+    }
+
+    /// After a failed write, what reached the file is unknown: ask it.
+    fn resync_end<T>(&self, r: io::Result<T>) -> io::Result<T> {
+        if r.is_err() {
+            if let Ok(m) = self.file.metadata() {
+                self.end.store(m.len(), Ordering::Relaxed);
+            }
+        }
+        r
+    }
 }
 
 impl File for StdFile {
@@ -23,8 +44,26 @@ impl File for StdFile {
     }
 
     fn append(&self, data: &[u8]) -> io::Result<()> {
-        use std::io::Write;
-        (&self.file).write_all(data)
+        let at = self.end.load(Ordering::Relaxed);
+        let r = self.file.write_all_at(data, at);
+        self.resync_end(r)?;
+        self.end.store(at + data.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn write_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
+        let r = self.file.write_all_at(data, offset);
+        self.resync_end(r)?;
+        self.end
+            .fetch_max(offset + data.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        let r = self.file.set_len(len);
+        self.resync_end(r)?;
+        self.end.store(len, Ordering::Relaxed);
+        Ok(())
     }
 
     fn sync(&self) -> io::Result<()> {
@@ -50,15 +89,15 @@ impl Fs for StdFs {
     fn create(&self, path: &Path) -> io::Result<Arc<dyn File>> {
         let file = OpenOptions::new()
             .read(true)
-            .append(true)
+            .write(true)
             .create_new(true)
             .open(path)?;
-        Ok(Arc::new(StdFile { file }))
+        Ok(Arc::new(StdFile::new(file)?))
     }
 
     fn open(&self, path: &Path) -> io::Result<Arc<dyn File>> {
-        let file = OpenOptions::new().read(true).append(true).open(path)?;
-        Ok(Arc::new(StdFile { file }))
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        Ok(Arc::new(StdFile::new(file)?))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {

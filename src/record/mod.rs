@@ -29,8 +29,11 @@ pub use writer::LogWriter;
 
 /// Version of the log framing and of what WAL and manifest records hold, written. DO NOT
 /// CHANGE the meaning of a published version. Version 2 added range deletes (kind 2) to write
-/// batches and range sentinels to table bounds in manifest edits; version 1 logs keep opening.
-pub const LOG_FORMAT_VERSION: u32 = 2;
+/// batches and range sentinels to table bounds in manifest edits; version 3 lets a log be
+/// pre-sized, its records followed by zeros (a build that reads only up to version 2 would
+/// take the zeros of an older WAL for damage, so it must refuse the file instead). Version 1
+/// and 2 logs keep opening.
+pub const LOG_FORMAT_VERSION: u32 = 3;
 /// The oldest log format version this build reads.
 pub const LOG_FORMAT_VERSION_MIN: u32 = 1;
 /// Bytes of the file header.

@@ -12,6 +12,9 @@ use std::path::Path;
 pub enum LogEnd {
     /// Every byte was part of an intact record.
     Clean,
+    /// The records end at `offset`, and only zeros follow: the unused space of a pre-sized
+    /// log (or pages a power loss left unwritten after its size change).
+    Zeros { offset: u64 },
     /// The log ends in damage after its last sync point (a torn write); the records before
     /// `offset` are intact and the rest was cut.
     TornTail { offset: u64, reason: String },
@@ -146,6 +149,11 @@ pub fn replay(
                 pos = r.next;
             }
             Err(reason) => {
+                // A pre-sized log ends at zeros: space never written. (A record is never all
+                // zeros: its checksum covers its file number and offset.)
+                if data[pos..].iter().all(|b| *b == 0) {
+                    return Ok(LogEnd::Zeros { offset: pos as u64 });
+                }
                 if !tail_allowed {
                     return Err(Error::corruption(
                         path,
@@ -377,6 +385,76 @@ mod tests {
         ));
         assert!(matches!(w.sync(), Err(Error::ReadOnly { .. })));
         assert!(w.failure().is_some());
+    }
+
+    #[test]
+    fn a_pre_sized_log_ends_at_its_zeros_and_grows_when_full() {
+        let f = Arc::new(MemFile::new());
+        let mut w = LogWriter::new_presized(f.clone(), "t.wal".into(), WAL_MAGIC, 7, 256).unwrap();
+        assert_eq!(f.bytes().len(), 256);
+        let records: Vec<Vec<u8>> = (0..20u8).map(|i| vec![i; 30]).collect();
+        for r in &records {
+            w.add_record(&[r]).unwrap();
+            w.sync().unwrap();
+        }
+        let data = f.bytes();
+        // 24 + 20 * 54 = 1104 bytes of log in a file grown 256 bytes at a time.
+        assert_eq!(w.len(), 1104);
+        assert_eq!(data.len(), 1280);
+        let (got, end) = read_log(&data).unwrap();
+        assert_eq!(got, records);
+        assert_eq!(end, LogEnd::Zeros { offset: 1104 });
+        // An older log, synced whole, may end at its zeros too.
+        let r = replay(
+            &data,
+            Path::new("t.wal"),
+            WAL_MAGIC,
+            7,
+            false,
+            |_, _| Ok(()),
+        );
+        assert_eq!(r.unwrap(), LogEnd::Zeros { offset: 1104 });
+        // A record torn over the zeros is a torn tail, and in synced data it is damage.
+        let mut torn = data.clone();
+        torn[1104..1110].copy_from_slice(&[1, 2, 3, 4, 5, 6]);
+        assert!(matches!(
+            read_log(&torn).unwrap().1,
+            LogEnd::TornTail { offset: 1104, .. }
+        ));
+        let mut hole = data.clone();
+        hole[300..354].fill(0);
+        assert!(read_log(&hole).unwrap_err().is_corruption());
+    }
+
+    /// A file that can only append (the `File` defaults for in-place writes).
+    struct AppendOnly(MemFile);
+    impl File for AppendOnly {
+        fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+            self.0.read_exact_at(buf, offset)
+        }
+        fn append(&self, data: &[u8]) -> std::io::Result<()> {
+            self.0.append(data)
+        }
+        fn sync(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn len(&self) -> std::io::Result<u64> {
+            self.0.len()
+        }
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_sized_is_appended_to() {
+        let m = MemFile::new();
+        let f = Arc::new(AppendOnly(m.clone()));
+        let mut w = LogWriter::new_presized(f, "t.wal".into(), WAL_MAGIC, 7, 4096).unwrap();
+        w.add_record(&[b"one"]).unwrap();
+        let data = m.bytes();
+        assert_eq!(data.len() as u64, w.len());
+        assert_eq!(
+            read_log(&data).unwrap(),
+            (vec![b"one".to_vec()], LogEnd::Clean)
+        );
     }
 
     #[test]

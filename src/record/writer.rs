@@ -16,6 +16,12 @@ pub struct LogWriter {
     offset: u64,
     synced_offset: u64,
     buf: Vec<u8>,
+    /// Pre-sizing: the file grows `presize` bytes at a time (`File::set_len`) and records are
+    /// written in place at `offset`, so a sync carries no size change until the next growth.
+    /// 0: records are appended.
+    presize: u64,
+    /// The file's size as set (pre-sized files).
+    allocated: u64,
     /// The first append or sync failure. After it the file's tail is unknown (a partial record,
     /// or pages an fsync dropped), so the writer refuses everything: appending after garbage
     /// would put records where recovery cannot reach them, and a second fsync may return Ok
@@ -31,9 +37,39 @@ impl LogWriter {
         magic: [u8; 8],
         file_number: u64,
     ) -> Result<LogWriter> {
+        LogWriter::new_presized(file, path, magic, file_number, 0)
+    }
+
+    /// Writes the file header to a freshly created, empty file, pre-sizing it to `presize`
+    /// bytes (and growing it by as much whenever a record would not fit). A file that cannot
+    /// be sized or written in place (`Unsupported`) is appended to instead.
+    pub fn new_presized(
+        file: Arc<dyn File>,
+        path: PathBuf,
+        magic: [u8; 8],
+        file_number: u64,
+        presize: u64,
+    ) -> Result<LogWriter> {
         let header = file_header(magic, file_number);
-        file.append(&header)
-            .map_err(|e| Error::io("append", &path, e))?;
+        let mut presize = presize.max(if presize > 0 {
+            FILE_HEADER_LEN as u64
+        } else {
+            0
+        });
+        if presize > 0 {
+            match file.set_len(presize) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Unsupported => presize = 0,
+                Err(e) => return Err(Error::io("set_len", &path, e)),
+            }
+        }
+        if presize > 0 {
+            file.write_at(&header, 0)
+                .map_err(|e| Error::io("write", &path, e))?;
+        } else {
+            file.append(&header)
+                .map_err(|e| Error::io("append", &path, e))?;
+        }
         Ok(LogWriter {
             file,
             path,
@@ -41,8 +77,42 @@ impl LogWriter {
             offset: FILE_HEADER_LEN as u64,
             synced_offset: 0,
             buf: Vec::new(),
+            presize,
+            allocated: presize,
             failed: None,
         })
+    }
+
+    /// Writes the framed record in `buf` at the tracked offset (growing a pre-sized file first
+    /// if it does not fit), or appends it.
+    fn write_out(&mut self) -> Result<()> {
+        if self.presize == 0 {
+            return self
+                .file
+                .append(&self.buf)
+                .map_err(|e| Error::io("append", &self.path, e));
+        }
+        let need = self.offset + self.buf.len() as u64;
+        if need > self.allocated {
+            let grown =
+                (self.allocated + self.presize).max(need.div_ceil(self.presize) * self.presize);
+            self.file
+                .set_len(grown)
+                .map_err(|e| Error::io("set_len", &self.path, e))?;
+            self.allocated = grown;
+        }
+        // Planted: the record goes where the file ends (its pre-sized length), not where the
+        // last record ended, as if the offset came from the file's size.
+        let at = if planted::active(Bug::WalOffsetFromFileLength) {
+            self.allocated
+        } else {
+            self.offset
+        };
+        self.file
+            .write_at(&self.buf, at)
+            .map_err(|e| Error::io("write", &self.path, e))?;
+        self.allocated = self.allocated.max(at + self.buf.len() as u64);
+        Ok(())
     }
 
     fn refuse_if_failed(&self) -> Result<()> {
@@ -82,10 +152,7 @@ impl LogWriter {
         }
         let crc = record_crc(self.file_number, &self.buf[4..], &[]);
         self.buf[0..4].copy_from_slice(&crc.to_le_bytes());
-        let r = self
-            .file
-            .append(&self.buf)
-            .map_err(|e| Error::io("append", &self.path, e));
+        let r = self.write_out();
         self.note(r)?;
         self.offset += self.buf.len() as u64;
         if self.buf.capacity() > (1 << 20) {
@@ -111,6 +178,15 @@ impl LogWriter {
         self.note(r)?;
         self.synced_offset = self.offset;
         Ok(())
+    }
+
+    /// Seals the log: a sync, then an empty record (a marker) synced after it, whose synced
+    /// offset vouches for every record before it. A WAL is sealed before a newer one is
+    /// created, so recovery can tell a complete older WAL from one whose tail was lost.
+    pub fn seal(&mut self) -> Result<()> {
+        self.sync()?;
+        self.add_record(&[])?;
+        self.sync()
     }
 
     /// The first failure, if the writer has failed.

@@ -24,7 +24,12 @@ impl SimFs {
     /// - each directory keeps a prefix of its unsynced entry changes: `choose(changes + 1)`;
     /// - each unsynced 4 KiB page of each file survives or not: `choose(2)`;
     /// - the last surviving page is whole, torn to a prefix, or zeros: `choose(3)`, and for a
-    ///   prefix its length `choose(page_len)`.
+    ///   prefix its length `choose(page_len)`;
+    /// - a size grown by `set_len` since the last sync survives or not: `choose(2)` (when it
+    ///   does, what lies past the last surviving page reads as zeros);
+    /// - each page overwritten in place since the last sync keeps its durable bytes, takes the
+    ///   new ones, or is torn (new bytes up to a point, durable ones after it, as a write torn
+    ///   over stale bytes): `choose(3)`, and for a tear its point `choose(page_len)`.
     ///
     /// Pages lost before a surviving one read as zeros (a hole). Pages an fsync failure dropped
     /// read as zeros. Every handle opened before this call fails from now on; locks are released.
@@ -77,6 +82,7 @@ impl SimFs {
             let f = st.files.get_mut(&i).expect("listed");
             let len = f.data.len();
             let mut new_len = f.durable_len;
+            let grown = std::mem::take(&mut f.grown);
             if len > f.durable_len {
                 // Unsynced pages: from the one holding durable_len to the end.
                 let first = f.durable_len / PAGE_BYTES;
@@ -114,6 +120,30 @@ impl SimFs {
                     if s < e {
                         f.data[s..e].fill(0);
                     }
+                }
+                if grown && choose(2) == 1 {
+                    // The size change reached the disk without the pages past the survivors.
+                    f.data.resize(len, 0);
+                }
+            }
+            for (page, old) in std::mem::take(&mut f.shadow) {
+                let start = page * PAGE_BYTES;
+                let keep_new_until = match choose(3) {
+                    0 => 0,
+                    1 => old.len(),
+                    _ => choose(old.len().max(1) as u64) as usize,
+                };
+                let stop = (start + old.len()).min(f.data.len());
+                if start + keep_new_until < stop {
+                    f.data[start + keep_new_until..stop]
+                        .copy_from_slice(&old[keep_new_until..stop - start]);
+                }
+            }
+            for (page, old) in std::mem::take(&mut f.phantom_pages) {
+                let start = page * PAGE_BYTES;
+                let stop = (start + old.len()).min(f.data.len());
+                if start < stop {
+                    f.data[start..stop].copy_from_slice(&old[..stop - start]);
                 }
             }
             for (s, e) in std::mem::take(&mut f.phantom) {

@@ -129,12 +129,80 @@ impl File for SimFile {
         })
     }
 
+    fn write_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
+        self.with("write_at", offset, |st, i| {
+            let at = usize::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
+            let end = at
+                .checked_add(data.len())
+                .ok_or(io::ErrorKind::InvalidInput)?;
+            let len = st.files[&i].data.len();
+            let mut n = data.len();
+            let mut err = None;
+            if let Some(prefix) = st.faults.append_failures.pop_front() {
+                n = prefix.unwrap_or(0).min(data.len());
+                st.inject(if n > 0 { "short write" } else { "write error" });
+                err = Some(io::Error::other("simulated write error (EIO)"));
+            } else if let Some(q) = st.faults.quota_bytes {
+                let used = st.used_bytes();
+                let grows = end.saturating_sub(len) as u64;
+                if used + grows > q {
+                    n = (len.saturating_sub(at) as u64 + q.saturating_sub(used))
+                        .min(data.len() as u64) as usize;
+                    st.inject("disk full");
+                    err = Some(io::Error::new(
+                        io::ErrorKind::StorageFull,
+                        "simulated disk full (ENOSPC)",
+                    ));
+                }
+            }
+            let f = st.files.get_mut(&i).expect("checked");
+            f.overwrite(at, &data[..n]);
+            st.stats.bytes_written += n as u64;
+            err.map_or(Ok(()), Err)
+        })
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.with("set_len", len, |st, i| {
+            let len = usize::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?;
+            let cur = st.files[&i].data.len();
+            if len < cur {
+                // The engine only grows files; shrinking is not modelled.
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "SimFs models set_len that grows a file only",
+                ));
+            }
+            if let Some(q) = st.faults.quota_bytes {
+                if st.used_bytes() + (len - cur) as u64 > q {
+                    st.inject("disk full");
+                    return Err(io::Error::new(
+                        io::ErrorKind::StorageFull,
+                        "simulated disk full (ENOSPC)",
+                    ));
+                }
+            }
+            let f = st.files.get_mut(&i).expect("checked");
+            if len > cur {
+                f.data.resize(len, 0);
+                f.grown = true;
+            }
+            Ok(())
+        })
+    }
+
     fn sync(&self) -> io::Result<()> {
         self.with("sync", 0, |st, i| {
             if let Some(mode) = st.faults.sync_failures.pop_front() {
                 let f = st.files.get_mut(&i).expect("checked");
                 if mode == SyncFailure::DropPages && f.data.len() > f.durable_len {
                     f.phantom.push((f.durable_len, f.data.len()));
+                }
+                if mode == SyncFailure::DropPages {
+                    let shadow = std::mem::take(&mut f.shadow);
+                    for (page, old) in shadow {
+                        f.phantom_pages.entry(page).or_insert(old);
+                    }
                 }
                 st.inject(match mode {
                     SyncFailure::KeepPages => "fsync error (pages kept)",
@@ -144,6 +212,8 @@ impl File for SimFile {
             }
             let f = st.files.get_mut(&i).expect("checked");
             f.durable_len = f.data.len();
+            f.shadow.clear();
+            f.grown = false;
             st.stats.syncs += 1;
             Ok(())
         })

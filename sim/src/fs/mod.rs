@@ -1,9 +1,11 @@
 //! `SimFs`: an in-memory filesystem with separate `current` and `durable` states and the fault
 //! model of `docs/FAULTS.md`.
 //!
-//! Files here are append-only (the engine never overwrites), so a file's durable content is a
-//! prefix of its current content, `data[..durable_len]`, minus `phantom` ranges: pages whose
-//! fsync failed and that the kernel then marked clean without writing (fsyncgate). Directories
+//! A file's durable content is its current content up to `durable_len` (its size at the last
+//! sync), except for `shadow` pages, overwritten in place (`File::write_at`) since that sync,
+//! whose durable bytes are kept beside them, and `phantom` ranges: pages whose fsync failed and
+//! that the kernel then marked clean without writing (fsyncgate). A size grown by `set_len`
+//! since the last sync may or may not survive a power loss. Directories
 //! keep their current entries, their durable entries, and the ordered log of entry changes made
 //! since their last sync.
 //!
@@ -51,6 +53,14 @@ struct FileData {
     durable_len: usize,
     /// Byte ranges a failed fsync dropped: reads see them, the disk never got them.
     phantom: Vec<(usize, usize)>,
+    /// Pages below `durable_len` overwritten since the last sync: page number to the page's
+    /// durable bytes (up to `durable_len`).
+    shadow: BTreeMap<usize, Vec<u8>>,
+    /// Overwritten pages a failed fsync marked clean without writing: their durable bytes
+    /// come back at a power loss.
+    phantom_pages: BTreeMap<usize, Vec<u8>>,
+    /// The size was grown by `set_len` since the last sync.
+    grown: bool,
 }
 
 /// How an injected fsync failure treats the file's dirty pages.
@@ -98,6 +108,8 @@ struct Faults {
     die_at_call: Option<u64>,
     dead: bool,
     sync_failures: VecDeque<SyncFailure>,
+    /// Failures only the next directory fsyncs take.
+    dir_sync_failures: VecDeque<SyncFailure>,
     /// Pending append failures: `Some(n)` writes a prefix of `n` bytes first (a short write).
     append_failures: VecDeque<Option<usize>>,
     quota_bytes: Option<u64>,
@@ -164,6 +176,32 @@ fn lock_state(m: &Mutex<State>) -> MutexGuard<'_, State> {
     #[cfg(shuttle)]
     shuttle::thread::yield_now();
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl FileData {
+    /// Writes `bytes` at `at` (past the end: the gap reads as zeros), keeping the durable bytes
+    /// of every page below `durable_len` it changes.
+    fn overwrite(&mut self, at: usize, bytes: &[u8]) {
+        let end = at + bytes.len();
+        if bytes.is_empty() {
+            return;
+        }
+        for page in at / PAGE_BYTES..=(end - 1) / PAGE_BYTES {
+            let start = page * PAGE_BYTES;
+            if start >= self.durable_len {
+                break;
+            }
+            let stop = (start + PAGE_BYTES).min(self.durable_len);
+            let data = &self.data;
+            self.shadow
+                .entry(page)
+                .or_insert_with(|| data[start..stop].to_vec());
+        }
+        if self.data.len() < end {
+            self.data.resize(end, 0);
+        }
+        self.data[at..end].copy_from_slice(bytes);
+    }
 }
 
 impl State {
@@ -333,6 +371,11 @@ impl SimFs {
         self.lock().faults.sync_failures.push_back(mode);
     }
 
+    /// The next `sync_dir` fails with EIO (file syncs before it succeed).
+    pub fn fail_next_dir_sync(&self, mode: SyncFailure) {
+        self.lock().faults.dir_sync_failures.push_back(mode);
+    }
+
     /// The next `append` fails with EIO, first writing `prefix` bytes if `Some` (a short write).
     pub fn fail_next_append(&self, prefix: Option<usize>) {
         self.lock().faults.append_failures.push_back(prefix);
@@ -406,12 +449,21 @@ impl SimFs {
         let Ok(Node::File(i)) = st.lookup(path) else {
             return false;
         };
-        let flipped = match st.files.get_mut(&i).and_then(|f| f.data.get_mut(offset)) {
-            Some(b) => {
-                *b ^= 1 << (bit % 8);
+        let flipped = match st.files.get_mut(&i) {
+            Some(f) if offset < f.data.len() => {
+                f.data[offset] ^= 1 << (bit % 8);
+                // The durable copy of an overwritten page is damaged too.
+                let page = offset / PAGE_BYTES;
+                if let Some(b) = f
+                    .shadow
+                    .get_mut(&page)
+                    .and_then(|p| p.get_mut(offset % PAGE_BYTES))
+                {
+                    *b ^= 1 << (bit % 8);
+                }
                 true
             }
-            None => false,
+            _ => false,
         };
         if flipped {
             st.inject("bit flip");
@@ -424,6 +476,15 @@ impl SimFs {
         let st = self.lock();
         match st.lookup(path) {
             Ok(Node::File(i)) => st.files.get(&i).map(|f| f.durable_len),
+            _ => None,
+        }
+    }
+
+    /// The current length of the file at `path`, if it exists (no call counted).
+    pub fn len_of(&self, path: &Path) -> Option<usize> {
+        let st = self.lock();
+        match st.lookup(path) {
+            Ok(Node::File(i)) => st.files.get(&i).map(|f| f.data.len()),
             _ => None,
         }
     }

@@ -148,7 +148,11 @@ impl Fs for SimFs {
         };
         let mut st = self.lock();
         st.begin("sync_dir", path, 0)?;
-        if let Some(mode) = st.faults.sync_failures.pop_front() {
+        let armed = match st.faults.dir_sync_failures.pop_front() {
+            Some(m) => Some(m),
+            None => st.faults.sync_failures.pop_front(),
+        };
+        if let Some(mode) = armed {
             // A failed directory fsync leaves the entry changes unsynced (pages kept), or
             // forgets them (dropped: they stay in `current`, reach durable only at a later
             // successful directory fsync, and a power loss before it keeps none of them).

@@ -74,6 +74,7 @@ fn step_from(op: u8, key: u32, tag: u32, inp: &mut Input) -> Step {
         },
         18 => Step::FailSync {
             drop_pages: op & 0x80 != 0,
+            dir: op & 0x40 != 0,
         },
         19 => Step::FailAppend {
             prefix: u32::from(inp.u8()),

@@ -1,5 +1,6 @@
-//! The `wal_replay` harness: WAL replay on arbitrary bytes, and on a valid WAL built from the
-//! input and then damaged.
+//! The `wal_replay` harness: WAL replay on arbitrary bytes, and on a valid WAL (appended or
+//! pre-sized) built from the input and then damaged, or with stale bytes of another log in
+//! its unused space.
 
 use super::{is_clear_error, le_u64, mutate, mutation_choices, Input, MemFile};
 use sedimentdb::internals::record::{self as log, LogEnd, LogWriter};
@@ -43,12 +44,24 @@ fn replay_raw(data: &[u8], path: &Path) {
     }
 }
 
-/// A valid WAL made from the input, then damaged: replay returns a prefix of its records.
+/// A valid WAL made from the input (pre-sized or not), then damaged: replay returns a prefix
+/// of its records. Undamaged, it returns them all and ends clean or at the pre-sized zeros;
+/// with another log's records copied over those zeros (stale bytes, as a recycled file would
+/// hold), it returns exactly its own records.
 fn replay_damaged(data: &[u8], path: &Path) {
     let mut inp = Input::new(data);
     let file = MemFile::default();
     let f: Arc<dyn sedimentdb::File> = Arc::new(file.clone());
-    let mut w = LogWriter::new(f, path.to_path_buf(), WAL_MAGIC, 7).expect("in memory");
+    let presize = match inp.u8() % 3 {
+        0 => 0,
+        1 => 64 + u64::from(inp.u16() % 2048),
+        _ => 1 << 16,
+    };
+    let mut w =
+        LogWriter::new_presized(f, path.to_path_buf(), WAL_MAGIC, 7, presize).expect("in memory");
+    let other = MemFile::default();
+    let o: Arc<dyn sedimentdb::File> = Arc::new(other.clone());
+    let mut stale = LogWriter::new(o, path.to_path_buf(), WAL_MAGIC, 6).expect("in memory");
     let mut written: Vec<Vec<u8>> = Vec::new();
     for i in 0..(inp.u8() % 12) as u64 {
         let mut b = WriteBatch::new();
@@ -59,6 +72,8 @@ fn replay_damaged(data: &[u8], path: &Path) {
         let mut payload = payload_header(i * 10 + 1, 1_000, b.len() as u32).to_vec();
         payload.extend_from_slice(b.encoded_entries());
         w.add_record(&[&payload]).expect("in memory");
+        stale.add_record(&[&payload]).expect("in memory");
+        stale.add_record(&[&payload]).expect("in memory");
         if inp.u8().is_multiple_of(2) {
             w.sync().expect("in memory");
         }
@@ -66,6 +81,7 @@ fn replay_damaged(data: &[u8], path: &Path) {
     }
     let mut bytes = file.bytes();
     let clean = bytes.clone();
+    check_stale(&clean, w.len() as usize, &other.bytes(), &written, path);
     mutate(&mut bytes, &mut mutation_choices(data));
     let mut got: Vec<Vec<u8>> = Vec::new();
     match log::replay(&bytes, path, WAL_MAGIC, 7, true, |_, p| {
@@ -80,10 +96,28 @@ fn replay_damaged(data: &[u8], path: &Path) {
                 "replay returned a record that was not written"
             );
             if bytes == clean {
-                assert_eq!(end, LogEnd::Clean);
+                let at_zeros = LogEnd::Zeros { offset: w.len() };
+                assert!(end == LogEnd::Clean || end == at_zeros, "{end:?}");
                 assert_eq!(got.len(), written.len());
             }
         }
         Err(e) => assert!(is_clear_error(&e), "unclear error: {e}"),
     }
+}
+
+/// Another log's bytes laid over the unused space after `end`: replay returns exactly the
+/// records written, never a stale one (the checksum binds each record to its file and offset).
+fn check_stale(clean: &[u8], end: usize, other: &[u8], written: &[Vec<u8>], path: &Path) {
+    let mut bytes = clean.to_vec();
+    let header = log::FILE_HEADER_LEN;
+    let src = other.get(header..).unwrap_or_default();
+    let n = src.len().min(bytes.len().saturating_sub(end));
+    bytes[end..end + n].copy_from_slice(&src[..n]);
+    let mut got: Vec<Vec<u8>> = Vec::new();
+    let r = log::replay(&bytes, path, WAL_MAGIC, 7, true, |_, p| {
+        got.push(p.to_vec());
+        Ok(())
+    });
+    assert!(r.is_ok(), "stale bytes after the last record: {r:?}");
+    assert_eq!(got, written, "replay returned a stale record");
 }

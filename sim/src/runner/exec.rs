@@ -41,7 +41,7 @@ impl Runner {
             Step::PowerLoss => self.crash_and_reopen(Some(true)),
             Step::ProcessCrash => self.crash_and_reopen(Some(false)),
             Step::CrashAfterCalls { calls, power } => self.arm_crash(*calls, *power),
-            Step::FailSync { drop_pages } => self.arm_sync_failure(*drop_pages),
+            Step::FailSync { drop_pages, dir } => self.arm_sync_failure(*drop_pages, *dir),
             Step::FailAppend { prefix } => self.arm_append_failure(*prefix),
             Step::DiskFull { free_bytes } => self.disk_full(*free_bytes),
             Step::SpaceReturns => self.space_returns(),

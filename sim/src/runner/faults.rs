@@ -68,14 +68,20 @@ impl Runner {
     }
 
     /// The next fsync fails, keeping or dropping the dirty pages.
-    pub(super) fn arm_sync_failure(&mut self, drop_pages: bool) -> Checked<Flow> {
-        self.world.fs.fail_next_sync(if drop_pages {
+    pub(super) fn arm_sync_failure(&mut self, drop_pages: bool, dir: bool) -> Checked<Flow> {
+        let mode = if drop_pages {
             SyncFailure::DropPages
         } else {
             SyncFailure::KeepPages
-        });
+        };
+        if dir {
+            self.world.fs.fail_next_dir_sync(mode);
+        } else {
+            self.world.fs.fail_next_sync(mode);
+        }
+        let what = if dir { "directory fsync" } else { "fsync" };
         self.fault(format!(
-            "armed: next fsync fails (drop pages: {drop_pages})"
+            "armed: next {what} fails (drop pages: {drop_pages})"
         ));
         Ok(Flow::Continue)
     }

@@ -25,6 +25,7 @@ use crate::workload::{Knobs, Step};
 use crate::World;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use sedimentdb::internals::filename::{self, FileKind};
 use sedimentdb::{Background, Db, Options, Scan, Snapshot};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -60,6 +61,8 @@ pub const PROBES: &[&str] = &[
     "tables below an empty level 1",
     "data block compressed",
     "data block left raw as compression did not pay",
+    "WAL records ended at pre-sized zeros at open",
+    "pre-sized WAL grown",
 ];
 
 /// What the last close or crash promises about the state a reopen must find.
@@ -193,6 +196,7 @@ pub fn run_steps_with(
         block_cache_bytes: knobs.block_cache_bytes,
         dynamic_level_bytes: knobs.dynamic_level_bytes,
         compression_per_level: knobs.compression_per_level.clone(),
+        wal_preallocate_bytes: knobs.wal_preallocate_bytes,
         ..Options::default()
     };
     let world = World::new();
@@ -325,6 +329,20 @@ impl Runner {
         }
         if st.blocks_compressed > 0 {
             self.probe("data block compressed");
+        }
+        let step = self.opts.wal_preallocate_bytes as usize;
+        if step > 0 {
+            let fs = &self.world.fs;
+            let grown = fs.names(self.db_dir.as_path()).iter().any(|n| {
+                matches!(filename::parse(n), Some(FileKind::Wal(_)))
+                    && fs.len_of(&self.db_dir.join(n)).is_some_and(|l| l > step)
+            });
+            if grown {
+                self.probe("pre-sized WAL grown");
+            }
+        }
+        if st.recovered_zero_tails > 0 {
+            self.probe("WAL records ended at pre-sized zeros at open");
         }
         if st.blocks_stored_raw > 0 {
             self.probe("data block left raw as compression did not pay");

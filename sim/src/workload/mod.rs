@@ -75,6 +75,8 @@ pub struct Knobs {
     pub dynamic_level_bytes: bool,
     /// The data blocks' codec per level.
     pub compression_per_level: Vec<Compression>,
+    /// The WAL's pre-sizing step (0: appended).
+    pub wal_preallocate_bytes: u64,
 }
 
 /// The database directories a seed may draw.
@@ -132,6 +134,7 @@ impl Default for Knobs {
             block_cache_bytes: 64 << 10,
             dynamic_level_bytes: true,
             compression_per_level: vec![Compression::Lz4],
+            wal_preallocate_bytes: 4 << 10,
         }
     }
 }
@@ -252,6 +255,7 @@ impl Knobs {
         ];
         let i = below(&mut rng, codecs.len() as u64) as usize;
         k.compression_per_level = std::mem::take(&mut codecs[i]);
+        k.wal_preallocate_bytes = pick(&mut rng, &[0, 1 << 10, 4 << 10, 64 << 10]);
         k
     }
 }
@@ -375,9 +379,15 @@ pub fn generate(seed: u64, k: &Knobs) -> Vec<Step> {
                 calls: 1 + below(&mut rng, 60) as u32,
                 power: below(&mut rng, 4) != 0,
             },
-            12 => Step::FailSync {
-                drop_pages: below(&mut rng, 2) == 0,
-            },
+            12 => {
+                // One draw (as before directory failures existed): a third of them aim at the
+                // next directory fsync.
+                let r = below(&mut rng, 6);
+                Step::FailSync {
+                    drop_pages: r.is_multiple_of(2),
+                    dir: r >= 4,
+                }
+            }
             13 => Step::FailAppend {
                 prefix: if below(&mut rng, 2) == 0 {
                     0

@@ -49,9 +49,10 @@ pub enum Step {
         calls: u32,
         power: bool,
     },
-    /// The next fsync (of a file or directory) fails with EIO.
+    /// The next fsync (of a file or directory; with `dir`, of a directory) fails with EIO.
     FailSync {
         drop_pages: bool,
+        dir: bool,
     },
     /// The next append fails with EIO after writing `prefix` bytes.
     FailAppend {
@@ -226,9 +227,11 @@ impl Step {
                     b(*power)
                 )
             }
-            Step::FailSync { drop_pages } => {
-                format!("Step::FailSync {{ drop_pages: {} }}", b(*drop_pages))
-            }
+            Step::FailSync { drop_pages, dir } => format!(
+                "Step::FailSync {{ drop_pages: {}, dir: {} }}",
+                b(*drop_pages),
+                b(*dir)
+            ),
             Step::FailAppend { prefix } => format!("Step::FailAppend {{ prefix: {prefix} }}"),
             Step::DiskFull { free_bytes } => {
                 format!("Step::DiskFull {{ free_bytes: {free_bytes} }}")
