@@ -44,6 +44,7 @@ mod db;
 mod env;
 mod error;
 mod filename;
+mod histogram;
 mod iter;
 mod key;
 mod manifest;
@@ -62,6 +63,7 @@ pub use db::Db;
 pub use db::{Cursor, RawEntry, RawScan, RawValue, Scan, Snapshot};
 pub use env::{Clock, Env, File, FileLock, Fs, StdFs, SystemClock};
 pub use error::{Error, Result};
+pub use histogram::Latency;
 pub use options::{limits, Background, Compression, Options, ReadOptions, WriteOptions};
 pub use stats::{LevelStats, Stats};
 pub use wal::batch::WriteBatch;
@@ -88,6 +90,8 @@ pub mod internals {
     pub mod manifest {
         pub use crate::manifest::*;
     }
+    /// Byte counts for humans (as `Stats` prints them).
+    pub use crate::stats::human_bytes;
     /// The skiplist memtable.
     pub mod memtable {
         pub use crate::memtable::*;

@@ -1,6 +1,8 @@
 //! Counters reported by `Db::stats`.
 
+use crate::histogram::Latency;
 use crate::sync::{AtomicU64, Ordering};
+use std::fmt;
 
 /// A snapshot of the engine's state and counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -101,6 +103,28 @@ pub struct Stats {
     /// The live tables' data blocks before compression, in bytes: `table_bytes` over this is
     /// the space compression leaves (index, filter and meta blocks are in `table_bytes` only).
     pub table_raw_data_bytes: u64,
+    /// Bytes of the write batches acknowledged since open (keys, values and their framing).
+    pub user_bytes: u64,
+    /// Bytes appended to WALs since open.
+    pub wal_bytes: u64,
+    /// Latencies since open, in microseconds (by the `Clock`'s monotonic timer): `Db::get`,
+    /// `Db::write` (and `put`, `delete`, ...; includes waiting for a commit group), the WAL
+    /// fsync of a synced commit, and a memtable flush.
+    pub get_latency: Latency,
+    pub write_latency: Latency,
+    pub sync_latency: Latency,
+    pub flush_latency: Latency,
+}
+
+impl Stats {
+    /// Bytes written to WALs and tables per byte of user data since open (0 before any write).
+    pub fn write_amplification(&self) -> f64 {
+        if self.user_bytes == 0 {
+            return 0.0;
+        }
+        let tables: u64 = self.levels.iter().map(|l| l.bytes_written).sum();
+        (self.wal_bytes + tables) as f64 / self.user_bytes as f64
+    }
 }
 
 /// The shape of one level.
@@ -114,6 +138,10 @@ pub struct LevelStats {
     pub range_tombstones: u64,
     /// Data blocks' bytes before compression.
     pub raw_data_bytes: u64,
+    /// Bytes of tables written into this level since open (flushes, compaction outputs).
+    pub bytes_written: u64,
+    /// Bytes of this level's tables read by compactions since open.
+    pub bytes_read: u64,
 }
 
 /// The atomic counters behind [`Stats`].
@@ -145,6 +173,17 @@ pub(crate) struct Counters {
     pub blocks_compressed: AtomicU64,
     pub blocks_stored_raw: AtomicU64,
     pub recovered_zero_tails: AtomicU64,
+    /// Bytes of write batches acknowledged (keys, values and their framing).
+    pub user_bytes: AtomicU64,
+    pub wal_bytes: AtomicU64,
+    /// Per level: bytes of tables written into it (flushes, compaction outputs) and read from
+    /// it by compactions.
+    pub level_written: [AtomicU64; crate::version::NUM_LEVELS],
+    pub level_read: [AtomicU64; crate::version::NUM_LEVELS],
+    pub get_latency: crate::histogram::Histogram,
+    pub write_latency: crate::histogram::Histogram,
+    pub sync_latency: crate::histogram::Histogram,
+    pub flush_latency: crate::histogram::Histogram,
 }
 
 impl Counters {
@@ -160,5 +199,120 @@ impl Counters {
 
     pub fn get(c: &AtomicU64) -> u64 {
         c.load(Ordering::Relaxed)
+    }
+}
+
+/// A byte count for a human: `512 B`, `1.5 KiB`, `3.2 MiB`, ...
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+impl fmt::Display for Latency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (p50 {} us, p99 {} us, max {} us)",
+            self.count, self.p50_us, self.p99_us, self.max_us
+        )
+    }
+}
+
+/// A compact table of the levels, then the counters an operator watches.
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "level  tables       size   raw data    entries tombstones range-dels    written       read"
+        )?;
+        for (i, l) in self.levels.iter().enumerate() {
+            if l.tables == 0 && l.bytes_written == 0 && l.bytes_read == 0 {
+                continue;
+            }
+            writeln!(
+                f,
+                "L{i:<4} {:>7} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+                l.tables,
+                human_bytes(l.bytes),
+                human_bytes(l.raw_data_bytes),
+                l.entries,
+                l.tombstones,
+                l.range_tombstones,
+                human_bytes(l.bytes_written),
+                human_bytes(l.bytes_read)
+            )?;
+        }
+        writeln!(
+            f,
+            "total  {:>7} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            self.tables,
+            human_bytes(self.table_bytes),
+            human_bytes(self.table_raw_data_bytes),
+            self.table_entries,
+            self.table_tombstones,
+            self.table_range_tombstones
+        )?;
+        writeln!(
+            f,
+            "memtable {} ({} immutable waiting), last sequence {}, {} live snapshots",
+            human_bytes(self.memtable_bytes as u64),
+            self.immutable_memtables,
+            self.last_sequence,
+            self.live_snapshots
+        )?;
+        writeln!(
+            f,
+            "writes {} ({} of user data, WAL {} in {} records, {} syncs), write amplification {:.2}",
+            self.writes,
+            human_bytes(self.user_bytes),
+            human_bytes(self.wal_bytes),
+            self.wal_records,
+            self.wal_syncs,
+            self.write_amplification()
+        )?;
+        writeln!(
+            f,
+            "flushes {}, compactions {} ({} trivial moves), {} tombstones dropped, stalls {} ({} ms)",
+            self.flushes,
+            self.compactions,
+            self.trivial_moves,
+            self.tombstones_dropped,
+            self.write_stalls,
+            self.write_stall_ms
+        )?;
+        writeln!(
+            f,
+            "gets {} ({} filter skips, {} false positives), block cache {} hits / {} misses, {} of {}",
+            self.gets,
+            self.filter_skips,
+            self.filter_false_positives,
+            self.block_cache_hits,
+            self.block_cache_misses,
+            human_bytes(self.block_cache_bytes),
+            human_bytes(self.block_cache_capacity)
+        )?;
+        writeln!(f, "latency get {}", self.get_latency)?;
+        writeln!(f, "latency write {}", self.write_latency)?;
+        writeln!(f, "latency synced commit {}", self.sync_latency)?;
+        writeln!(f, "latency flush {}", self.flush_latency)?;
+        write!(
+            f,
+            "recovered at open: {} WALs, {} torn bytes cut, {} ended at pre-sized zeros",
+            self.recovered_wals, self.recovered_torn_bytes, self.recovered_zero_tails
+        )?;
+        if let Some(c) = &self.read_only_cause {
+            write!(f, "\nREAD-ONLY: {c}")?;
+        }
+        Ok(())
     }
 }

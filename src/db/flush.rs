@@ -105,6 +105,7 @@ pub(crate) fn flush_oldest(shared: &Shared) -> Result<bool> {
         n => sv.imms[n - 2].wal_number(),
     };
     let wal = join(&shared.dir, &wal_name(imm.wal_number()));
+    let t0 = shared.env.clock.monotonic_us();
     if planted::active(Bug::DeleteWalBeforeTableDurable) {
         let _ = shared.env.fs.remove_file(&wal);
     }
@@ -146,6 +147,29 @@ pub(crate) fn flush_oldest(shared: &Shared) -> Result<bool> {
         }
     });
     Counters::add(&shared.counters.flushes, 1);
+    let us = shared.env.clock.monotonic_us().saturating_sub(t0);
+    shared.counters.flush_latency.record(us);
+    match edit.added.first() {
+        Some((_, m)) => {
+            Counters::add(&shared.counters.level_written[0], m.size_bytes);
+            log::info!(
+                "{}: flushed the memtable of WAL {} into table {} at level 0: {} entries \
+                 ({} tombstones), {} bytes, in {} ms",
+                shared.dir.display(),
+                imm.wal_number(),
+                m.number,
+                m.entries,
+                m.tombstones,
+                m.size_bytes,
+                us / 1000
+            );
+        }
+        None => log::info!(
+            "{}: flushed the empty memtable of WAL {}",
+            shared.dir.display(),
+            imm.wal_number()
+        ),
+    }
     if shared
         .compactions_running
         .load(crate::sync::Ordering::SeqCst)

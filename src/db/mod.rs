@@ -55,8 +55,31 @@ impl Db {
     /// Recovers what the last run left: every WAL the manifest still needs is replayed, a torn
     /// unsynced tail is cut, damage to synced data is [`crate::Error::Corruption`].
     pub fn open_with(env: Env, path: impl AsRef<Path>, opts: Options) -> Result<Db> {
-        let o = open::open(env, path.as_ref(), opts)?;
+        let o = match open::open(env, path.as_ref(), opts) {
+            Ok(o) => o,
+            Err(e) => {
+                log_corruption(&e);
+                log::error!("{}: open failed: {e}", path.as_ref().display());
+                return Err(e);
+            }
+        };
         let shared = Arc::new(Shared::new(o.parts));
+        log::info!(
+            "{}: opened: {} WALs replayed ({} torn bytes cut, {} ended at pre-sized zeros), \
+             {} tables, last sequence {}",
+            shared.dir.display(),
+            o.wals_replayed,
+            o.torn_bytes,
+            o.zero_tails,
+            shared
+                .super_version()
+                .version
+                .levels
+                .iter()
+                .map(Vec::len)
+                .sum::<usize>(),
+            shared.visible_seq.load(crate::sync::Ordering::Acquire)
+        );
         Counters::add(&shared.counters.recovered_torn_bytes, o.torn_bytes);
         Counters::add(&shared.counters.recovered_wals, o.wals_replayed);
         Counters::add(&shared.counters.recovered_zero_tails, o.zero_tails);
@@ -96,7 +119,13 @@ impl Db {
         if batch.is_empty() {
             return Ok(());
         }
-        write::write(&self.shared, batch, opts.sync)
+        let clock = &self.shared.env.clock;
+        let t0 = clock.monotonic_us();
+        let r = write::write(&self.shared, batch, opts.sync);
+        let c = &self.shared.counters;
+        c.write_latency
+            .record(clock.monotonic_us().saturating_sub(t0));
+        r
     }
 
     /// Deletes every key in `range` (`start..end`, end excluded) with one range tombstone, as
@@ -126,7 +155,16 @@ impl Db {
     /// The value of `key`, or `None` if it is absent or deleted.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
         self.shared.check_open()?;
-        read::get(&self.shared, key.as_ref(), None)
+        let clock = &self.shared.env.clock;
+        let t0 = clock.monotonic_us();
+        let r = read::get(&self.shared, key.as_ref(), None);
+        let c = &self.shared.counters;
+        c.get_latency
+            .record(clock.monotonic_us().saturating_sub(t0));
+        if let Err(e) = &r {
+            log_corruption(e);
+        }
+        r
     }
 
     /// A snapshot: reads through it see the database as it is now, whatever is written,
@@ -367,5 +405,16 @@ impl Db {
 impl Drop for Db {
     fn drop(&mut self) {
         let _ = self.shutdown();
+    }
+}
+
+/// Logs corruption where it is found (an error event naming the file and offset).
+pub(crate) fn log_corruption(e: &Error) {
+    let e = match e {
+        Error::ReadOnly { cause } => cause,
+        e => e,
+    };
+    if let Error::Corruption { .. } = e {
+        log::error!("corruption found: {e}");
     }
 }

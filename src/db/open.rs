@@ -419,7 +419,14 @@ fn replay_wals(
             ));
         }
         match end {
-            LogEnd::TornTail { offset, .. } => r.torn_bytes += data.len() as u64 - offset,
+            LogEnd::TornTail { offset, reason } => {
+                let cut = data.len() as u64 - offset;
+                ::log::warn!(
+                    "{}: cut a torn unsynced tail of {cut} bytes at offset {offset}: {reason}",
+                    path.display()
+                );
+                r.torn_bytes += cut;
+            }
             LogEnd::Zeros { .. } => r.zero_tails += 1,
             LogEnd::Clean => {}
         }

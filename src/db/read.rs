@@ -117,6 +117,12 @@ pub(crate) fn stats(shared: &Shared) -> Stats {
         trivial_moves: Counters::get(&c.trivial_moves),
         write_stall_ms: Counters::get(&c.write_stall_ms),
         blocks_compressed: Counters::get(&c.blocks_compressed),
+        user_bytes: Counters::get(&c.user_bytes),
+        wal_bytes: Counters::get(&c.wal_bytes),
+        get_latency: c.get_latency.summary(),
+        write_latency: c.write_latency.summary(),
+        sync_latency: c.sync_latency.summary(),
+        flush_latency: c.flush_latency.summary(),
         blocks_stored_raw: Counters::get(&c.blocks_stored_raw),
         checkpoint_tables_linked: Counters::get(&c.checkpoint_tables_linked),
         checkpoint_tables_copied: Counters::get(&c.checkpoint_tables_copied),
@@ -133,8 +139,12 @@ pub(crate) fn stats(shared: &Shared) -> Stats {
         s.block_cache_bytes = c.bytes();
         s.block_cache_capacity = c.capacity();
     }
-    for level in &sv.version.levels {
-        let mut l = LevelStats::default();
+    for (i, level) in sv.version.levels.iter().enumerate() {
+        let mut l = LevelStats {
+            bytes_written: Counters::get(&c.level_written[i]),
+            bytes_read: Counters::get(&c.level_read[i]),
+            ..LevelStats::default()
+        };
         for t in level {
             let m = t.meta();
             l.tables += 1;

@@ -257,6 +257,10 @@ impl Shared {
         if let Err(e) = &r {
             let mut ro = sync::lock(&self.read_only);
             if ro.is_none() {
+                log::error!(
+                    "{}: the database is read-only from now on (reopen to recover): {e}",
+                    self.dir.display()
+                );
                 *ro = Some(Error::read_only(e));
             }
             drop(ro);

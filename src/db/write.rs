@@ -137,7 +137,11 @@ fn make_room(shared: &Shared) -> Result<()> {
     Counters::add(&shared.counters.write_stalls, 1);
     let t0 = shared.env.clock.now_ms();
     let r = super::flush::flush_oldest(shared);
-    note_stall_time(shared, t0);
+    note_stall_time(
+        shared,
+        t0,
+        "max_immutable_memtables wait for a flush (the writer flushed the oldest itself)",
+    );
     shared.fail_on_err(r).map(|_| ())
 }
 
@@ -172,15 +176,23 @@ fn commit_group(shared: &Shared, group: &[Pending]) -> Result<bool> {
     parts.push(if leader_only { &leader_header } else { &header });
     let members = if leader_only { 1 } else { group.len() };
     parts.extend(group[..members].iter().map(|p| &p.batch.rep[..]));
+    let wal_before = wal.writer.len();
     let r = wal.writer.add_record(&parts);
     shared.fail_on_err(r)?;
-    Counters::add(&shared.counters.wal_records, 1);
+    let c = &shared.counters;
+    Counters::add(&c.wal_records, 1);
+    Counters::add(&c.wal_bytes, wal.writer.len() - wal_before);
+    let user: usize = group.iter().map(|p| p.batch.rep.len()).sum();
+    Counters::add(&c.user_bytes, user as u64);
     if group.iter().any(|p| p.sync) && !planted::active(Bug::AckBeforeWalSync) {
         // Durability point: without this fsync, an acknowledged write could be lost at a
         // power loss.
+        let t0 = shared.env.clock.monotonic_us();
         let r = wal.writer.sync();
         shared.fail_on_err(r)?;
-        Counters::add(&shared.counters.wal_syncs, 1);
+        let t = shared.env.clock.monotonic_us().saturating_sub(t0);
+        c.sync_latency.record(t);
+        Counters::add(&c.wal_syncs, 1);
     }
     let last = apply_group(group, seq, time_ms, &mem);
     wal.last_seq = last;
@@ -229,7 +241,11 @@ pub(crate) fn rotate(shared: &Shared, wal: &mut WalState, backpressure: bool) ->
             bg = sync::wait(&shared.progress, bg);
         }
         if stalled {
-            note_stall_time(shared, t0);
+            note_stall_time(
+                shared,
+                t0,
+                "max_immutable_memtables wait for the background flush",
+            );
         }
     }
     // Durability point: the old WAL must be complete on disk before records in the new one
@@ -259,17 +275,21 @@ pub(crate) fn rotate(shared: &Shared, wal: &mut WalState, backpressure: bool) ->
 }
 
 /// Adds the time since `t0` (by the engine's clock) to the stall time.
-fn note_stall_time(shared: &Shared, t0: u64) {
+fn note_stall_time(shared: &Shared, t0: u64, cause: &str) {
     let t = shared.env.clock.now_ms().saturating_sub(t0);
     Counters::add(&shared.counters.write_stall_ms, t);
+    log::warn!(
+        "{}: writes stalled for {t} ms: {cause}",
+        shared.dir.display()
+    );
 }
 
 /// Adds the stall's time when dropped, however the wait ends.
-struct StallTimer<'a>(&'a Shared, u64);
+struct StallTimer<'a>(&'a Shared, u64, &'static str);
 
 impl Drop for StallTimer<'_> {
     fn drop(&mut self) {
-        note_stall_time(self.0, self.1);
+        note_stall_time(self.0, self.1, self.2);
     }
 }
 
@@ -294,7 +314,11 @@ fn throttle(shared: &Shared) -> Result<()> {
     }
     Counters::add(&shared.counters.write_stalls, 1);
     let t0 = shared.env.clock.now_ms();
-    let _timed = StallTimer(shared, t0);
+    let _timed = StallTimer(
+        shared,
+        t0,
+        "level 0 reached l0_stop_writes_trigger tables; waiting for compaction",
+    );
     while l0() >= shared.opts.l0_stop_writes_trigger && !bg.shutdown {
         if let Some(e) = shared.read_only_error() {
             return Err(e);

@@ -101,6 +101,12 @@ pub trait Fs: Send + Sync {
 pub trait Clock: Send + Sync {
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> u64;
+    /// Microseconds on a clock that never goes back, for measuring how long operations take
+    /// (the latency histograms in `Stats`). The default is `now_ms` in microseconds, so a
+    /// simulated clock stays deterministic; the system clock uses a monotonic timer.
+    fn monotonic_us(&self) -> u64 {
+        self.now_ms().saturating_mul(1000)
+    }
 }
 
 /// The filesystem and clock a [`crate::Db`] runs on.

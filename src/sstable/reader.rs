@@ -305,6 +305,26 @@ impl Table {
         self.index.iter().map(|e| e.handle)
     }
 
+    /// Every entry of the data block at `h` (one of [`Table::data_blocks`]), read, checked and
+    /// decoded on its own: for tools that go on past a damaged block.
+    pub fn block_entries(&self, h: BlockHandle) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut buf = Vec::new();
+        self.read_data_block(h, &mut buf, &mut Vec::new())?;
+        let corrupt = |r: String| Error::corruption(&self.path, h.offset, r);
+        let mut c = BlockCursor::default();
+        c.reset(&buf).map_err(corrupt)?;
+        c.seek_to_first(&buf).map_err(corrupt)?;
+        let mut out = Vec::new();
+        while c.valid() {
+            if !key::entry_is_well_formed(c.key(), c.value(&buf)) {
+                return Err(corrupt("entry with a malformed internal key".into()));
+            }
+            out.push((c.key().to_vec(), c.value(&buf).to_vec()));
+            c.advance(&buf).map_err(corrupt)?;
+        }
+        Ok(out)
+    }
+
     /// The data blocks' uncompressed bytes (the compression ratio is this over the file size).
     pub fn raw_data_bytes(&self) -> u64 {
         self.raw_data_bytes

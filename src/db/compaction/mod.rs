@@ -18,6 +18,7 @@ use crate::options::Options;
 use crate::planted::{self, Bug};
 use crate::rangedel::Fragments;
 use crate::sstable::{Table, TableBuilder, TableIter};
+use crate::stats::Counters;
 use crate::sync::{self, Arc, Ordering};
 use crate::version::{TableInfo, Version, NUM_LEVELS};
 pub(crate) use merge::{Merge, Rule};
@@ -132,7 +133,12 @@ pub(crate) struct Outcome {
 /// inputs once no reader holds them.
 fn run(shared: &Shared, c: Compaction, v: &Version) -> Result<Outcome> {
     if c.is_trivial_move(&shared.opts) {
+        let (n, from, to) = (c.inputs[0].meta().number, c.level, c.output_level);
         install::install_move(shared, c)?;
+        log::info!(
+            "{}: moved table {n} from level {from} to level {to} (it overlaps nothing there)",
+            shared.dir.display()
+        );
         return Ok(Outcome::default());
     }
     shared.compactions_running.fetch_add(1, Ordering::SeqCst);
@@ -142,6 +148,7 @@ fn run(shared: &Shared, c: Compaction, v: &Version) -> Result<Outcome> {
 }
 
 fn merge_and_install(shared: &Shared, c: Compaction, v: &Version) -> Result<Outcome> {
+    let t0 = shared.env.clock.now_ms();
     let sources = c
         .all_inputs()
         // A compaction reads each block once: it uses cached blocks but adds none.
@@ -190,7 +197,37 @@ fn merge_and_install(shared: &Shared, c: Compaction, v: &Version) -> Result<Outc
         input_bytes: c.all_inputs().map(|t| t.meta().size_bytes).sum(),
         output_bytes: outputs.iter().map(|t| t.meta().size_bytes).sum(),
     };
+    let counters = &shared.counters;
+    let level_bytes = |ts: &[Arc<Table>]| ts.iter().map(|t| t.meta().size_bytes).sum::<u64>();
+    Counters::add(&counters.level_read[c.level], level_bytes(&c.inputs));
+    Counters::add(&counters.level_read[c.output_level], level_bytes(&c.next));
+    Counters::add(
+        &counters.level_written[c.output_level],
+        outcome.output_bytes,
+    );
+    let numbers = |ts: &[Arc<Table>]| {
+        ts.iter()
+            .map(|t| t.meta().number.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let what = format!(
+        "{}: compacted level {} [{}] and level {} [{}] ({} bytes) into [{}] ({} bytes): {} \
+         tombstones and {} range tombstones dropped",
+        shared.dir.display(),
+        c.level,
+        numbers(&c.inputs),
+        c.output_level,
+        numbers(&c.next),
+        outcome.input_bytes,
+        numbers(&outputs),
+        outcome.output_bytes,
+        outcome.tombstones_dropped,
+        outcome.range_tombstones_dropped,
+    );
     install::install(shared, c, v, outputs, outcome)?;
+    let ms = shared.env.clock.now_ms().saturating_sub(t0);
+    log::info!("{what}, in {ms} ms");
     Ok(outcome)
 }
 
