@@ -2,8 +2,19 @@
 //! filesystem, twice — once with compaction, once with it held off — and prints space
 //! amplification, table counts and `get` latency before and after a full compaction.
 //!
-//! `cargo run --release --example compaction_report` (optionally `-- <total MB> <keyspace MB>`).
+//! It also samples `Db::stats` while writing and draws an SVG chart with, for each of the two
+//! runs, the bytes in each level (and in the memtable) and the write rate (writes a second per
+//! sample interval, red points where a write stalled) against the bytes written; the chart of
+//! the default run is docs/img/compaction_report.svg.
+//!
+//! `cargo run --release --example compaction_report` (optionally
+//! `-- [<total MB> [<keyspace MB>]] [--svg PATH]`; the chart goes to `compaction_report.svg` in
+//! the current directory unless `--svg` says otherwise).
+#[path = "plot/mod.rs"]
+mod plot;
+
 use sedimentdb::{Db, Options, Stats, WriteBatch, WriteOptions};
+use std::path::PathBuf;
 use std::time::Instant;
 
 const VALUE_BYTES: usize = 1000;
@@ -26,7 +37,7 @@ impl Rng {
     }
 }
 
-fn load(db: &Db, ops: u64, keys: u64, live: &mut [bool]) -> f64 {
+fn load(db: &Db, ops: u64, keys: u64, live: &mut [bool], sampler: &mut plot::Sampler) -> f64 {
     let mut rng = Rng(0x1234_5678_9abc_def1);
     let mut value = vec![0u8; VALUE_BYTES];
     let t = Instant::now();
@@ -42,6 +53,7 @@ fn load(db: &Db, ops: u64, keys: u64, live: &mut [bool]) -> f64 {
             live[k as usize] = true;
         }
         db.write(b, &WriteOptions { sync: false }).unwrap();
+        sampler.tick(db, n + 1);
     }
     db.sync().unwrap();
     t.elapsed().as_secs_f64()
@@ -80,9 +92,19 @@ fn describe(name: &str, s: &Stats, live_bytes: u64) {
 }
 
 fn main() {
-    let mut args = std::env::args()
-        .skip(1)
-        .map(|a| a.parse::<u64>().expect("a number of MB"));
+    let mut svg = PathBuf::from("compaction_report.svg");
+    let mut numbers = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if a == "--svg" {
+            svg = args.next().expect("--svg needs a path").into();
+        } else if let Some(p) = a.strip_prefix("--svg=") {
+            svg = p.into();
+        } else {
+            numbers.push(a.parse::<u64>().expect("a number of MB"));
+        }
+    }
+    let mut args = numbers.into_iter();
     let total_mb = args.next().unwrap_or(2000);
     let space_mb = args.next().unwrap_or(200);
     let entry = (VALUE_BYTES + 16) as u64;
@@ -90,6 +112,7 @@ fn main() {
     let ops = total_mb * 1_000_000 / entry;
     println!("{ops} writes (90% overwrites, 10% deletes) of {VALUE_BYTES}-byte values over {keys} keys ({space_mb} MB key space, {total_mb} MB written)");
     let dir = tempfile::tempdir().unwrap();
+    let mut runs = Vec::new();
     for (name, compaction) in [("with compaction", true), ("compaction held off", false)] {
         let mut opts = Options::default();
         if !compaction {
@@ -99,7 +122,9 @@ fn main() {
         }
         let db = Db::open(dir.path().join(name.replace(' ', "-")), opts).unwrap();
         let mut live = vec![false; keys as usize];
-        let secs = load(&db, ops, keys, &mut live);
+        let mut sampler = plot::Sampler::new(name, &db, ops, entry);
+        let secs = load(&db, ops, keys, &mut live, &mut sampler);
+        runs.push(sampler.finish(&db, ops));
         db.flush().unwrap();
         let live_bytes = live.iter().filter(|l| **l).count() as u64 * entry;
         println!(
@@ -130,4 +155,12 @@ fn main() {
         println!("{:<44} get median {p50:.1} us, p99 {p99:.1} us; compactions {}, tombstones dropped {}, bytes reclaimed {:.0} MB", "", s.compactions, s.tombstones_dropped, s.bytes_reclaimed as f64 / 1e6);
         db.close().unwrap();
     }
+    let caption = format!(
+        "compaction_report: {total_mb} MB of overwrites and deletes ({VALUE_BYTES}-byte values) into a {space_mb} MB key space"
+    );
+    plot::draw(&svg, &caption, &runs).expect("writing the SVG chart");
+    println!(
+        "\nchart (bytes per level, write rate and stalls): {}",
+        svg.display()
+    );
 }

@@ -9,6 +9,13 @@
 //! `fillrandom` and the benchmarks after it share one database; `fillseq` has its own.
 //! `fsynclimit` is the disk's limit for synced puts: a loop of small positional writes, each
 //! followed by `fdatasync`, into a file of a fixed size on the same disk.
+//!
+//! With `--svg PATH` it also draws an SVG chart of the single-threaded fill benchmarks
+//! (`fillseq`, `fillrandom`, `overwrite`, `fillsync`): for each, the bytes in each level and the
+//! write rate (writes a second per sample interval, red points where a write stalled).
+#[path = "plot/mod.rs"]
+mod plot;
+
 use clap::Parser;
 use sedimentdb::{Compression, Db, Options, WriteBatch, WriteOptions};
 use std::path::Path;
@@ -45,6 +52,12 @@ struct Args {
     /// Where the databases go (default: a temporary directory).
     #[arg(long)]
     dir: Option<std::path::PathBuf>,
+    /// Also write an SVG chart here (default: none): for each of fillseq, fillrandom, overwrite
+    /// and fillsync, the bytes per level (and in the memtable) and the write rate with stalls
+    /// marked, from 400 samples of `Db::stats` each (their cost counts in those benchmarks'
+    /// times). fillsync_mt8 is not drawn.
+    #[arg(long, value_name = "PATH")]
+    svg: Option<std::path::PathBuf>,
 }
 
 fn key(i: u64) -> [u8; 16] {
@@ -113,7 +126,13 @@ struct Run {
 }
 
 impl Run {
-    fn time(ops: u64, user_bytes: u64, mut f: impl FnMut(u64)) -> Run {
+    /// Times `ops` calls of `f`; with a sampler, samples the database's stats as they go.
+    fn time(
+        ops: u64,
+        user_bytes: u64,
+        mut sampler: Option<(&Db, &mut plot::Sampler)>,
+        mut f: impl FnMut(u64),
+    ) -> Run {
         let w0 = written();
         let mut lat = Vec::with_capacity(ops as usize);
         let t0 = Instant::now();
@@ -121,6 +140,9 @@ impl Run {
             let t = Instant::now();
             f(i);
             lat.push(t.elapsed());
+            if let Some((db, s)) = sampler.as_mut() {
+                s.tick(db, i + 1);
+            }
         }
         Run {
             elapsed: t0.elapsed(),
@@ -190,6 +212,13 @@ fn main() {
          {} blocks",
         a.cache_bytes, a.compression
     );
+    // The chart's runs, and a sampler for a fill benchmark of `ops` writes when one is asked for.
+    let mut charted: Vec<plot::Run> = Vec::new();
+    let sampler = |b: &str, d: &Db, ops: u64| {
+        a.svg
+            .as_ref()
+            .map(|_| plot::Sampler::new(b, d, ops, 16 + vs as u64))
+    };
     for b in a
         .benchmarks
         .split(',')
@@ -200,23 +229,27 @@ fn main() {
             "fillseq" => {
                 let dir = root.join("fillseq");
                 let d = Db::open(&dir, opts.clone()).unwrap();
-                let r = Run::time(n, n * (16 + vs as u64), |i| {
+                let mut s = sampler(b, &d, n);
+                let r = Run::time(n, n * (16 + vs as u64), s.as_mut().map(|s| (&d, s)), |i| {
                     let mut w = WriteBatch::new();
                     w.put(seq_key(i), value(vs, i));
                     d.write(w, &unsynced).unwrap();
                 });
+                charted.extend(s.map(|s| s.finish(&d, n)));
                 d.flush().unwrap();
                 r.print(b, Some(&d), &dir);
             }
             "fillrandom" | "overwrite" => {
                 let d = open(&mut db);
                 let mut rng = Rng(0x2545_F491_4F6C_DD1D ^ b.len() as u64);
-                let r = Run::time(n, n * (16 + vs as u64), |i| {
+                let mut s = sampler(b, &d, n);
+                let r = Run::time(n, n * (16 + vs as u64), s.as_mut().map(|s| (&*d, s)), |i| {
                     let k = if b == "fillrandom" { i } else { rng.below(n) };
                     let mut w = WriteBatch::new();
                     w.put(key(k), value(vs, i));
                     d.write(w, &unsynced).unwrap();
                 });
+                charted.extend(s.map(|s| s.finish(&d, n)));
                 d.flush().unwrap();
                 r.print(b, Some(&d), &main_dir);
             }
@@ -224,7 +257,7 @@ fn main() {
                 let d = open(&mut db);
                 let mut rng = Rng(0x9E37_79B9);
                 let missing = b == "readmissing";
-                let r = Run::time(n, 0, |_| {
+                let r = Run::time(n, 0, None, |_| {
                     let k = rng.below(n) + if missing { n } else { 0 };
                     let got = d.get(key(k)).unwrap();
                     assert_eq!(got.is_some(), !missing);
@@ -234,7 +267,7 @@ fn main() {
             "seekrandom" => {
                 let d = open(&mut db);
                 let mut rng = Rng(0x1234_5678);
-                let r = Run::time((n / 100).max(1), 0, |_| {
+                let r = Run::time((n / 100).max(1), 0, None, |_| {
                     let mut c = d.cursor::<&[u8], _>(..);
                     c.seek(key(rng.below(n)));
                     for _ in 0..100 {
@@ -264,9 +297,16 @@ fn main() {
             }
             "fillsync" => {
                 let d = open(&mut db);
-                let r = Run::time(a.sync_ops, a.sync_ops * (16 + vs as u64), |i| {
-                    d.put(key(n + i), value(vs, i)).unwrap();
-                });
+                let mut s = sampler(b, &d, a.sync_ops);
+                let r = Run::time(
+                    a.sync_ops,
+                    a.sync_ops * (16 + vs as u64),
+                    s.as_mut().map(|s| (&*d, s)),
+                    |i| {
+                        d.put(key(n + i), value(vs, i)).unwrap();
+                    },
+                );
+                charted.extend(s.map(|s| s.finish(&d, a.sync_ops)));
                 r.print(b, Some(&d), &main_dir);
             }
             "fillsync_mt8" => {
@@ -306,7 +346,7 @@ fn main() {
                 f.set_len(64 << 20).unwrap();
                 f.sync_all().unwrap();
                 let rec = vec![0x5au8; 16 + vs + 24];
-                let r = Run::time(a.sync_ops, 0, |i| {
+                let r = Run::time(a.sync_ops, 0, None, |i| {
                     f.write_all_at(&rec, i * rec.len() as u64).unwrap();
                     f.sync_data().unwrap();
                 });
@@ -314,6 +354,24 @@ fn main() {
                 let _ = std::fs::remove_file(&path);
             }
             other => eprintln!("unknown benchmark {other:?}"),
+        }
+    }
+    if let Some(path) = &a.svg {
+        if charted.is_empty() {
+            println!(
+                "no fill benchmark ran: no chart written to {}",
+                path.display()
+            );
+        } else {
+            let caption = format!(
+                "sedimentdb dbbench: {n} keys, {vs}-byte values, {} blocks",
+                a.compression
+            );
+            plot::draw(path, &caption, &charted).expect("writing the SVG chart");
+            println!(
+                "chart (bytes per level, write rate and stalls): {}",
+                path.display()
+            );
         }
     }
 }

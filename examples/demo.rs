@@ -1,7 +1,7 @@
 //! The main job: writes, reads back, deletes, reopens and verifies 1,000,000 keys in a
 //! temporary directory on the real filesystem, printing throughput and stats.
 //!
-//! `cargo run --release --example demo` (optionally `-- <keys>`).
+//! `cargo run --release --example demo` (optionally `-- <keys> [<dir to keep the database in>]`).
 use sedimentdb::{Db, Options, WriteBatch, WriteOptions};
 use std::time::Instant;
 
@@ -32,7 +32,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .transpose()?
         .unwrap_or(1_000_000);
     let dir = tempfile::tempdir()?;
-    let path = dir.path().join("demo-db");
+    let path = match std::env::args().nth(2) {
+        Some(keep) => std::path::PathBuf::from(keep),
+        None => dir.path().join("demo-db"),
+    };
     println!(
         "sedimentdb demo: {n} keys (16-byte keys, 100-byte values) in {}",
         path.display()
@@ -126,6 +129,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         100.0 * s.filter_false_positives as f64 / (s.filter_skips + s.filter_false_positives).max(1) as f64,
         s.wal_syncs
     );
+    println!("{s}");
     db.close()?;
     println!("ok: all {n} keys verified");
     Ok(())
