@@ -385,6 +385,17 @@ fn every_command_reports_damage_in_one_line() {
         assert_eq!(e.lines().count(), 1, "{args:?}: {e}");
         assert!(e.contains(name) && e.contains("offset"), "{args:?}: {e}");
     }
+    // A damaged synced WAL record: dump wal says where.
+    let wal = files(&dir, "wal")[0].clone();
+    flip(&wal, 60);
+    let o = sdb(&["dump", "wal", wal.to_str().unwrap()]);
+    assert_eq!(code(&o), 3, "{}", out(&o));
+    let wname = wal.file_name().unwrap().to_str().unwrap();
+    assert!(
+        err(&o).contains(wname) && err(&o).contains("offset"),
+        "{}",
+        err(&o)
+    );
     // A damaged manifest: info cannot read it, and says where.
     let m = std::fs::read_dir(&dir)
         .unwrap()
