@@ -1,0 +1,47 @@
+//! Planted bugs in the adapter (feature `planted-bugs`, test-only): each must be found by the
+//! crash test (`tests/crash.rs`). Without the feature nothing is ever active.
+
+/// A known bug that can be planted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bug {
+    /// `append` reports its entries flushed before the sync that makes them durable.
+    AppendAckBeforeSync,
+    /// `save_vote` writes the vote unsynced.
+    VoteUnsynced,
+    /// `purge` deletes the entries in one batch and records the last purged id in another:
+    /// a crash between leaves a hole below the first entry.
+    PurgeLeavesHole,
+    /// `install_snapshot` removes the old keys in one batch and writes the new state in
+    /// another: a crash between leaves neither.
+    InstallMixesState,
+}
+
+impl Bug {
+    pub const ALL: [Bug; 4] = [
+        Bug::AppendAckBeforeSync,
+        Bug::VoteUnsynced,
+        Bug::PurgeLeavesHole,
+        Bug::InstallMixesState,
+    ];
+}
+
+#[cfg(feature = "planted-bugs")]
+static PLANTED: std::sync::Mutex<Option<Bug>> = std::sync::Mutex::new(None);
+
+/// Plants `bug` (or none) for the whole process.
+#[cfg(feature = "planted-bugs")]
+pub fn plant(bug: Option<Bug>) {
+    *PLANTED.lock().unwrap_or_else(|e| e.into_inner()) = bug;
+}
+
+pub(crate) fn active(bug: Bug) -> bool {
+    #[cfg(feature = "planted-bugs")]
+    {
+        *PLANTED.lock().unwrap_or_else(|e| e.into_inner()) == Some(bug)
+    }
+    #[cfg(not(feature = "planted-bugs"))]
+    {
+        let _ = bug;
+        false
+    }
+}
