@@ -330,10 +330,51 @@ impl StateMachine {
         dir: &Path,
         opts: Options,
     ) -> std::result::Result<StateMachine, sedimentdb::Error> {
-        Ok(StateMachine {
+        let sm = StateMachine {
             db: Arc::new(Db::open_with(env, dir, options(opts))?),
             snapshots_built: Arc::new(AtomicU64::new(0)),
-        })
+        };
+        sm.restore_snapshot()?;
+        Ok(sm)
+    }
+
+    /// Entries are applied unsynced, so a power loss may take the applied state back past the
+    /// newest stored snapshot (which is synced), below the log's purge point: openraft could
+    /// then not re-apply what was purged. So at open, an applied state older than the stored
+    /// snapshot is replaced by the snapshot, in one batch.
+    fn restore_snapshot(&self) -> std::result::Result<(), sedimentdb::Error> {
+        let corrupt = |what: String| sedimentdb::Error::InvalidArgument(what);
+        let Some(b) = self.db.get(SNAPSHOT)? else {
+            return Ok(());
+        };
+        let snap: StoredSnapshot = serde_json::from_slice(&b)
+            .map_err(|e| corrupt(format!("the stored snapshot does not decode: {e}")))?;
+        let applied: Option<LogId<NodeId>> = match self.db.get(APPLIED)? {
+            Some(b) => serde_json::from_slice(&b)
+                .map_err(|e| corrupt(format!("the applied log id does not decode: {e}")))?,
+            None => None,
+        };
+        if applied >= snap.meta.last_log_id {
+            return Ok(());
+        }
+        let pairs: Vec<(String, String)> = serde_json::from_slice(&snap.data)
+            .map_err(|e| corrupt(format!("the stored snapshot's data does not decode: {e}")))?;
+        let mut b = WriteBatch::new();
+        b.delete_range(b"d".as_slice()..b"e".as_slice());
+        for (k, v) in &pairs {
+            b.put(data_key(k), v.as_bytes());
+        }
+        let enc =
+            |e: serde_json::Error| corrupt(format!("the stored snapshot does not encode: {e}"));
+        b.put(
+            APPLIED,
+            serde_json::to_vec(&snap.meta.last_log_id).map_err(enc)?,
+        );
+        b.put(
+            MEMBERSHIP,
+            serde_json::to_vec(&snap.meta.last_membership).map_err(enc)?,
+        );
+        self.db.write(b, &WriteOptions::default())
     }
 
     /// The value of `key` in the applied state.
@@ -519,8 +560,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
 /// Opens a node's log store and state machine under `dir` (`dir/log`, `dir/sm`).
 pub fn open(dir: &Path) -> std::result::Result<(LogStore, StateMachine), sedimentdb::Error> {
+    open_with(Env::real(), dir, Options::default())
+}
+
+/// Opens a node's log store and state machine under `dir` on any filesystem and clock.
+pub fn open_with(
+    env: Env,
+    dir: &Path,
+    opts: Options,
+) -> std::result::Result<(LogStore, StateMachine), sedimentdb::Error> {
     Ok((
-        LogStore::open(&dir.join("log"))?,
-        StateMachine::open(&dir.join("sm"))?,
+        LogStore::open_with(env.clone(), &dir.join("log"), opts.clone())?,
+        StateMachine::open_with(env, &dir.join("sm"), opts)?,
     ))
 }

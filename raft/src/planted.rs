@@ -25,19 +25,23 @@ impl Bug {
     ];
 }
 
+// Per thread: tests run in parallel, and each drives its storage (through a current-thread
+// runtime or turmoil's single-threaded simulation) on its own thread.
 #[cfg(feature = "planted-bugs")]
-static PLANTED: std::sync::Mutex<Option<Bug>> = std::sync::Mutex::new(None);
+thread_local! {
+    static PLANTED: std::cell::Cell<Option<Bug>> = const { std::cell::Cell::new(None) };
+}
 
-/// Plants `bug` (or none) for the whole process.
+/// Plants `bug` (or none) for the calling thread.
 #[cfg(feature = "planted-bugs")]
 pub fn plant(bug: Option<Bug>) {
-    *PLANTED.lock().unwrap_or_else(|e| e.into_inner()) = bug;
+    PLANTED.with(|p| p.set(bug));
 }
 
 pub(crate) fn active(bug: Bug) -> bool {
     #[cfg(feature = "planted-bugs")]
     {
-        *PLANTED.lock().unwrap_or_else(|e| e.into_inner()) == Some(bug)
+        PLANTED.with(|p| p.get()) == Some(bug)
     }
     #[cfg(not(feature = "planted-bugs"))]
     {
