@@ -7,6 +7,8 @@
 //! each register is linearizable, the final reads after the full power loss included, so no
 //! acknowledged write is lost and no acknowledged delete comes back. The same seed gives the
 //! same history. `SEDIMENTDB_CLUSTER_SEEDS` sets the number of seeds (default 40).
+mod common;
+use common::Rng;
 use openraft::error::{
     ClientWriteError, InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -101,19 +103,31 @@ fn unreachable<E: std::error::Error>(why: String) -> RPCError<NodeId, BasicNode,
 
 const RPC_LIMIT: Duration = Duration::from_millis(300);
 
+/// One Raft RPC to `target`: the reply `pick` accepts, the remote node's error, or
+/// unreachable (no reply, or a reply of another kind).
+async fn rpc_call<T, E: std::error::Error>(
+    target: NodeId,
+    msg: Msg,
+    pick: impl FnOnce(Reply) -> Option<Result<T, RaftError<NodeId, E>>>,
+) -> Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>> {
+    match call(target, &msg, RPC_LIMIT).await.map(pick) {
+        Ok(Some(r)) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(target, e))),
+        Ok(None) => Err(unreachable("a reply of another kind".into())),
+        Err(e) => Err(unreachable(e)),
+    }
+}
+
 impl RaftNetwork<TypeConfig> for Conn {
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         _o: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        match call(self.0, &Msg::Append(rpc), RPC_LIMIT).await {
-            Ok(Reply::Append(r)) => {
-                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.0, e)))
-            }
-            Ok(other) => Err(unreachable(format!("unexpected reply {other:?}"))),
-            Err(e) => Err(unreachable(e)),
-        }
+        rpc_call(self.0, Msg::Append(rpc), |r| match r {
+            Reply::Append(r) => Some(r),
+            _ => None,
+        })
+        .await
     }
 
     async fn install_snapshot(
@@ -124,13 +138,11 @@ impl RaftNetwork<TypeConfig> for Conn {
         InstallSnapshotResponse<NodeId>,
         RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
     > {
-        match call(self.0, &Msg::Snapshot(rpc), RPC_LIMIT).await {
-            Ok(Reply::Snapshot(r)) => {
-                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.0, e)))
-            }
-            Ok(other) => Err(unreachable(format!("unexpected reply {other:?}"))),
-            Err(e) => Err(unreachable(e)),
-        }
+        rpc_call(self.0, Msg::Snapshot(rpc), |r| match r {
+            Reply::Snapshot(r) => Some(r),
+            _ => None,
+        })
+        .await
     }
 
     async fn vote(
@@ -138,11 +150,11 @@ impl RaftNetwork<TypeConfig> for Conn {
         rpc: VoteRequest<NodeId>,
         _o: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        match call(self.0, &Msg::Vote(rpc), RPC_LIMIT).await {
-            Ok(Reply::Vote(r)) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.0, e))),
-            Ok(other) => Err(unreachable(format!("unexpected reply {other:?}"))),
-            Err(e) => Err(unreachable(e)),
-        }
+        rpc_call(self.0, Msg::Vote(rpc), |r| match r {
+            Reply::Vote(r) => Some(r),
+            _ => None,
+        })
+        .await
     }
 }
 
@@ -425,17 +437,6 @@ async fn client(
     Ok(())
 }
 
-#[derive(Clone)]
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n.max(1)
-    }
-}
-
 /// Whether one register's history has a linearization: each completed operation takes effect
 /// once between its invocation and completion, an unanswered write at most once after its
 /// invocation, and each read returns the value of the last write before it.
@@ -641,10 +642,7 @@ fn run_seed(seed: u64, stale: bool) -> (Vec<Op>, Counts, Option<u32>) {
 }
 
 fn seeds() -> u64 {
-    std::env::var("SEDIMENTDB_CLUSTER_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(300)
+    common::seeds("SEDIMENTDB_CLUSTER_SEEDS", 300)
 }
 
 #[test]

@@ -6,6 +6,8 @@
 //! the one being installed). `SEDIMENTDB_RAFT_SEEDS` sets the number of seeds (default 300);
 //! a failure names its seed. With `--features planted-bugs`, each planted adapter bug must be
 //! found.
+mod common;
+use common::Rng;
 use openraft::storage::{RaftLogStorage, RaftStateMachine};
 use openraft::testing::log_id;
 use openraft::{Entry, EntryPayload, RaftLogReader, SnapshotMeta, StoredMembership, Vote};
@@ -17,16 +19,6 @@ use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::path::Path;
 use std::rc::Rc;
-
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n.max(1)
-    }
-}
 
 fn opts() -> Options {
     Options {
@@ -214,10 +206,7 @@ fn run_seed(seed: u64) -> Result<(), String> {
 }
 
 fn seeds() -> u64 {
-    std::env::var("SEDIMENTDB_RAFT_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(300)
+    common::seeds("SEDIMENTDB_RAFT_SEEDS", 300)
 }
 
 #[test]

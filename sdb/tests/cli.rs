@@ -87,6 +87,21 @@ fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
     v
 }
 
+/// The directory's manifest file.
+fn manifest(dir: &Path) -> PathBuf {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("MANIFEST-")
+        })
+        .unwrap()
+}
+
 fn read_all(dir: &Path) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, sedimentdb::Error> {
     let db = Db::open(
         dir,
@@ -218,17 +233,7 @@ fn verify_calls_damage_damage_and_the_engine_does_not_serve_it() {
         let dir = tmp.path().join("db");
         make(&dir);
         let victim = match target {
-            "manifest" => std::fs::read_dir(&dir)
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .find(|p| {
-                    p.file_name()
-                        .unwrap()
-                        .to_str()
-                        .unwrap()
-                        .starts_with("MANIFEST-")
-                })
-                .unwrap(),
+            "manifest" => manifest(&dir),
             ext => files(&dir, ext)[0].clone(),
         };
         flip(&victim, 40);
@@ -397,17 +402,7 @@ fn every_command_reports_damage_in_one_line() {
         err(&o)
     );
     // A damaged manifest: info cannot read it, and says where.
-    let m = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .starts_with("MANIFEST-")
-        })
-        .unwrap();
+    let m = manifest(&dir);
     flip(&m, 30);
     let o = sdb(&["info", d]);
     assert_eq!(code(&o), 3);

@@ -53,16 +53,17 @@ pub fn encode_into(
         }
         Compression::Zstd(level) => (CODEC_ZSTD, zstd_compress(raw, level, scratch)),
     };
-    let mut head = [0u8; 10];
-    let head_len = varint_into(raw.len() as u64, &mut head);
+    let start = out.len();
+    crate::coding::varint::put(out, raw.len() as u64);
+    let head_len = out.len() - start;
     // Stored size (length, compressed bytes, codec byte) at most seven eighths of the raw.
     let pays = ok && head_len + scratch.len() < raw.len() - raw.len() / 8;
     if pays {
-        out.extend_from_slice(&head[..head_len]);
         out.extend_from_slice(scratch);
         out.push(byte);
         Stored::Compressed
     } else {
+        out.truncate(start);
         out.extend_from_slice(raw);
         // Planted: the level's codec byte on a block left raw, as if the decision to store raw
         // were taken after the codec byte was chosen.
@@ -70,17 +71,6 @@ pub fn encode_into(
         out.push(if wrong { byte } else { CODEC_NONE });
         Stored::Raw
     }
-}
-
-fn varint_into(mut v: u64, out: &mut [u8; 10]) -> usize {
-    let mut i = 0;
-    while v >= 0x80 {
-        out[i] = (v as u8) | 0x80;
-        v >>= 7;
-        i += 1;
-    }
-    out[i] = v as u8;
-    i + 1
 }
 
 #[cfg(feature = "zstd")]
