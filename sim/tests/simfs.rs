@@ -69,3 +69,24 @@ fn an_unsynced_size_change_may_be_lost_or_kept_without_its_data() {
     assert_eq!(kept.len(), 16384);
     assert!(kept[8192..].iter().all(|b| *b == 0));
 }
+
+#[test]
+fn a_crash_armed_at_a_sync_fires_at_that_sync_and_not_before() {
+    let fs = SimFs::new();
+    fs.create_dir_all(Path::new("/d")).unwrap();
+    let f = fs.create(Path::new("/d/f")).unwrap();
+    fs.die_at_sync(2);
+    f.write_at(b"one", 0).unwrap();
+    f.sync().unwrap();
+    // Other calls, directory syncs among them, do not count.
+    fs.sync_dir(Path::new("/d")).unwrap();
+    fs.sync_dir(Path::new("/")).unwrap();
+    f.write_at(b"two", 3).unwrap();
+    assert!(!fs.is_dead());
+    assert!(f.sync().is_err(), "the second sync is the crash point");
+    assert!(fs.is_dead());
+    assert!(f.write_at(b"x", 6).is_err(), "a dead machine does no I/O");
+    // The first sync made its bytes durable; the second never happened.
+    fs.power_loss(&mut |_| 0);
+    assert_eq!(fs.durable_len(Path::new("/d/f")), Some(3));
+}

@@ -106,6 +106,8 @@ impl SimFsStats {
 struct Faults {
     /// The call number at which the machine dies (power loss or process crash pending).
     die_at_call: Option<u64>,
+    /// File syncs left before the one at which the machine dies.
+    die_at_sync: Option<u64>,
     dead: bool,
     sync_failures: VecDeque<SyncFailure>,
     /// Failures only the next directory fsyncs take.
@@ -234,6 +236,17 @@ impl State {
                 self.inject("crash point reached");
             }
         }
+        if op == "sync" {
+            if let Some(k) = self.faults.die_at_sync {
+                if k <= 1 {
+                    self.faults.die_at_sync = None;
+                    self.faults.dead = true;
+                    self.inject("crash at a sync");
+                } else {
+                    self.faults.die_at_sync = Some(k - 1);
+                }
+            }
+        }
         if self.faults.dead {
             return Err(io::Error::other(
                 "simulated machine is down (crash point reached)",
@@ -359,6 +372,13 @@ impl SimFs {
     pub fn die_after_calls(&self, n: u64) {
         let mut st = self.lock();
         st.faults.die_at_call = Some(st.stats.calls + n.max(1));
+    }
+
+    /// Arms a crash at the `n`-th file `sync` from now (counting from 1): that sync does not
+    /// happen, and it and every call after it fail as after [`SimFs::die_after_calls`]. Bugs
+    /// that acknowledge before their sync live just before one.
+    pub fn die_at_sync(&self, n: u64) {
+        self.lock().faults.die_at_sync = Some(n.max(1));
     }
 
     /// True once an armed crash point was reached.
