@@ -2,7 +2,8 @@
 //! (`RaftStateMachine`), openraft 0.9 with its `storage-v2` API.
 //!
 //! - The log lives in one database: entries under `l` + the big-endian index, and the vote, the
-//!   committed log id and the last purged log id under `m:` keys. `save_vote` is a synced write;
+//!   committed log id and the last purged log id under `m:` keys. `save_vote` and
+//!   `save_committed` are synced writes;
 //!   `append` writes its entries unsynced and calls `Db::sync` once before it reports them
 //!   flushed (one fsync per batch of appends, shared with any concurrent writer through group
 //!   commit); `truncate` and `purge` are one range delete each, in one batch with the meta key
@@ -12,6 +13,11 @@
 //!   entries they describe. A snapshot is built from one consistent `Snapshot` read; installing
 //!   one replaces the keys, the applied state and the stored snapshot in one batch, so after a
 //!   crash the previous state is kept whole or replaced whole.
+//! - The pair that [`open`] returns is linked: a purge up to index `i` waits until the state
+//!   machine has applied or installed `i` and syncs the state machine's database first, so a
+//!   purge is never durable before the state that covers the purged entries. openraft 0.9 runs
+//!   the purge that follows a received snapshot next to the install, not after it; without this
+//!   a power loss could keep the purge and lose the install, and the node could not restart.
 
 // The error type is openraft's `StorageError`, which the traits require; it is large.
 #![allow(clippy::result_large_err)]
@@ -33,6 +39,7 @@ use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use tokio::sync::watch;
 
 /// A node's id.
 pub type NodeId = u64;
@@ -116,10 +123,13 @@ fn json<T: Serialize>(v: &T, subject: ErrorSubject<NodeId>) -> Result<Vec<u8>> {
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<Db>,
+    /// The state machine whose state must cover a purge before it is written (see [`open`]).
+    sm: Option<StateMachine>,
 }
 
 impl LogStore {
-    /// Opens (or creates) the log database in `dir`.
+    /// Opens (or creates) the log database in `dir`, on its own: its purges do not wait for a
+    /// state machine. For a Raft node use [`open`], which links the two.
     pub fn open(dir: &Path) -> std::result::Result<LogStore, sedimentdb::Error> {
         LogStore::open_with(Env::real(), dir, Options::default())
     }
@@ -133,6 +143,7 @@ impl LogStore {
     ) -> std::result::Result<LogStore, sedimentdb::Error> {
         Ok(LogStore {
             db: Arc::new(Db::open_with(env, dir, options(opts))?),
+            sm: None,
         })
     }
 
@@ -153,11 +164,11 @@ impl LogStore {
             .write(b, &WriteOptions { sync: false })
             .and_then(|()| {
                 if planted::active(Bug::AppendAckBeforeSync) {
-                    if let Some(f) = on_durable.take() {
-                        f(Ok(()));
-                    }
+                    // Planted: reported flushed at once; the sync is left to a later write.
+                    Ok(())
+                } else {
+                    self.db.sync()
                 }
-                self.db.sync()
             });
         match r {
             Ok(()) => {
@@ -252,8 +263,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let v = json(&committed, ErrorSubject::Store)?;
         let mut b = WriteBatch::new();
         b.put(COMMITTED, v);
+        // Synced: entries are applied unsynced, and openraft calls this before it applies (and
+        // so before a client hears back). A committed id lost to a power loss would let a
+        // leader that restarts in the same term answer reads below a write it acknowledged.
+        let sync = !planted::active(Bug::CommittedUnsynced);
         self.db
-            .write(b, &WriteOptions { sync: false })
+            .write(b, &WriteOptions { sync })
             .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))
     }
 
@@ -278,6 +293,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<()> {
+        if let Some(sm) = &self.sm {
+            if !planted::active(Bug::PurgeBeforeStateMachine) {
+                sm.cover(log_id.index).await?;
+            }
+        }
         // The last purged id and the deletion in one batch: never a hole without its marker.
         let mut b = WriteBatch::new();
         if planted::active(Bug::PurgeLeavesHole) {
@@ -309,6 +329,22 @@ struct StoredSnapshot {
 pub struct StateMachine {
     db: Arc<Db>,
     snapshots_built: Arc<AtomicU64>,
+    progress: Arc<watch::Sender<Progress>>,
+}
+
+/// How far the state machine has come, for the log store's purges.
+#[derive(Clone, Copy, Debug, Default)]
+struct Progress {
+    /// One past the last applied (or installed) index; 0 when nothing is.
+    applied_next: u64,
+    /// One past the last index known durable in the state machine's database.
+    durable_next: u64,
+    /// An apply or install failed: a purge waiting for it would wait forever.
+    failed: bool,
+}
+
+fn next_index(l: &Option<LogId<NodeId>>) -> u64 {
+    l.map_or(0, |l| l.index + 1)
 }
 
 fn data_key(k: &str) -> Vec<u8> {
@@ -333,9 +369,63 @@ impl StateMachine {
         let sm = StateMachine {
             db: Arc::new(Db::open_with(env, dir, options(opts))?),
             snapshots_built: Arc::new(AtomicU64::new(0)),
+            progress: Arc::new(watch::Sender::new(Progress::default())),
         };
         sm.restore_snapshot()?;
+        let applied: Option<LogId<NodeId>> = match sm.db.get(APPLIED)? {
+            Some(b) => serde_json::from_slice(&b).map_err(|e| {
+                sedimentdb::Error::InvalidArgument(format!(
+                    "the applied log id does not decode: {e}"
+                ))
+            })?,
+            None => None,
+        };
+        // Not known durable: a process crash leaves unsynced writes in the page cache.
+        sm.progress
+            .send_modify(|p| p.applied_next = next_index(&applied));
         Ok(sm)
+    }
+
+    /// Waits until the state has applied or installed `index`, then makes it durable: what a
+    /// linked log store does before it purges up to `index`.
+    async fn cover(&self, index: u64) -> Result<()> {
+        let subject = || ErrorSubject::StateMachine;
+        let mut rx = self.progress.subscribe();
+        let p = *rx
+            .wait_for(|p| p.failed || p.applied_next > index)
+            .await
+            .map_err(|e| io_err(subject(), ErrorVerb::Read, e))?;
+        if p.failed {
+            return Err(io_err(
+                subject(),
+                ErrorVerb::Read,
+                std::io::Error::other(format!(
+                    "the state machine failed before it reached index {index}, \
+                     so the log is not purged up to it"
+                )),
+            ));
+        }
+        if p.durable_next <= index {
+            self.db
+                .sync()
+                .map_err(|e| io_err(subject(), ErrorVerb::Write, e))?;
+            self.progress
+                .send_modify(|q| q.durable_next = q.durable_next.max(p.applied_next));
+        }
+        Ok(())
+    }
+
+    /// Records what an apply or install did (or that it failed).
+    fn advance(&self, applied: Option<u64>, durable: bool) {
+        self.progress.send_modify(|p| match applied {
+            None => p.failed = true,
+            Some(next) => {
+                p.applied_next = next;
+                if durable {
+                    p.durable_next = p.durable_next.max(next);
+                }
+            }
+        });
     }
 
     /// Entries are applied unsynced, so a power loss may take the applied state back past the
@@ -447,6 +537,10 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
                 json(&stored, ErrorSubject::Snapshot(sig.clone()))?,
             )
             .map_err(|e| io_err(ErrorSubject::Snapshot(sig), ErrorVerb::Write, e))?;
+        // The put was synced: everything up to the snapshot is durable.
+        let next = next_index(&meta.last_log_id);
+        self.progress
+            .send_modify(|p| p.durable_next = p.durable_next.max(next));
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),
@@ -499,9 +593,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             b.put(APPLIED, json(&Some(l), ErrorSubject::StateMachine)?);
         }
         // Unsynced: after a crash, openraft applies the committed entries again.
-        self.db
-            .write(b, &WriteOptions { sync: false })
-            .map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Write, e))?;
+        if let Err(e) = self.db.write(b, &WriteOptions { sync: false }) {
+            self.advance(None, false);
+            return Err(io_err(ErrorSubject::StateMachine, ErrorVerb::Write, e));
+        }
+        if let Some(l) = last {
+            self.advance(Some(l.index + 1), false);
+        }
         Ok(out)
     }
 
@@ -544,9 +642,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             data,
         };
         b.put(SNAPSHOT, json(&stored, subject())?);
-        self.db
-            .write(b, &WriteOptions::default())
-            .map_err(|e| io_err(subject(), ErrorVerb::Write, e))
+        // Synced: once it returns, the install is durable.
+        match self.db.write(b, &WriteOptions::default()) {
+            Ok(()) => {
+                self.advance(Some(next_index(&meta.last_log_id)), true);
+                Ok(())
+            }
+            Err(e) => {
+                self.advance(None, false);
+                Err(io_err(subject(), ErrorVerb::Write, e))
+            }
+        }
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>> {
@@ -558,7 +664,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 }
 
-/// Opens a node's log store and state machine under `dir` (`dir/log`, `dir/sm`).
+/// Opens a node's log store and state machine under `dir` (`dir/log`, `dir/sm`), linked: the
+/// log store purges only what the state machine durably covers (see the crate's docs).
 pub fn open(dir: &Path) -> std::result::Result<(LogStore, StateMachine), sedimentdb::Error> {
     open_with(Env::real(), dir, Options::default())
 }
@@ -569,8 +676,8 @@ pub fn open_with(
     dir: &Path,
     opts: Options,
 ) -> std::result::Result<(LogStore, StateMachine), sedimentdb::Error> {
-    Ok((
-        LogStore::open_with(env.clone(), &dir.join("log"), opts.clone())?,
-        StateMachine::open_with(env, &dir.join("sm"), opts)?,
-    ))
+    let mut log = LogStore::open_with(env.clone(), &dir.join("log"), opts.clone())?;
+    let sm = StateMachine::open_with(env, &dir.join("sm"), opts)?;
+    log.sm = Some(sm.clone());
+    Ok((log, sm))
 }

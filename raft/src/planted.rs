@@ -4,7 +4,8 @@
 /// A known bug that can be planted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bug {
-    /// `append` reports its entries flushed before the sync that makes them durable.
+    /// `append` reports its entries flushed without syncing them, leaving the sync to a later
+    /// synced write.
     AppendAckBeforeSync,
     /// `save_vote` writes the vote unsynced.
     VoteUnsynced,
@@ -14,14 +15,22 @@ pub enum Bug {
     /// `install_snapshot` removes the old keys in one batch and writes the new state in
     /// another: a crash between leaves neither.
     InstallMixesState,
+    /// `purge` does not wait for the state machine to cover what it purges: after a snapshot
+    /// is received, a power loss may keep the purge and lose the install.
+    PurgeBeforeStateMachine,
+    /// `save_committed` writes unsynced: after a power loss a leader restarted in the same term
+    /// knows less committed than it applied and acknowledged, and serves stale reads.
+    CommittedUnsynced,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 4] = [
+    pub const ALL: [Bug; 6] = [
         Bug::AppendAckBeforeSync,
         Bug::VoteUnsynced,
         Bug::PurgeLeavesHole,
         Bug::InstallMixesState,
+        Bug::PurgeBeforeStateMachine,
+        Bug::CommittedUnsynced,
     ];
 }
 

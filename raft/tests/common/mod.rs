@@ -2,8 +2,14 @@
 #![allow(dead_code)]
 
 /// A small seeded generator (xorshift): the same seed, the same run.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Rng(pub u64);
+
+impl Default for Rng {
+    fn default() -> Rng {
+        Rng(1)
+    }
+}
 
 impl Rng {
     /// A number below `n` (0 for `n` = 0).
