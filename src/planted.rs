@@ -96,12 +96,16 @@ pub enum Bug {
     /// A pre-sized WAL's records are written where the file ends (its pre-sized length), not
     /// where the last record ended: recovery stops at the zeros before them.
     WalOffsetFromFileLength,
+    /// Compaction's "no deeper level holds this key" check, before it drops an expired
+    /// tombstone, skips the tables that reached their level by a trivial move since the open
+    /// (as a check over what compactions wrote would): their older versions come back.
+    TombstoneCheckMissesMovedTable,
 }
 
 impl Bug {
     /// Every planted bug.
     #[cfg_attr(not(feature = "planted-bugs"), allow(dead_code))]
-    pub const ALL: [Bug; 37] = [
+    pub const ALL: [Bug; 38] = [
         Bug::AckBeforeWalSync,
         Bug::RetryFailedFsync,
         Bug::SkipWalSyncAtRotation,
@@ -139,6 +143,7 @@ impl Bug {
         Bug::Level0SkipsOverlappingLevel,
         Bug::RawBlockMarkedCompressed,
         Bug::WalOffsetFromFileLength,
+        Bug::TombstoneCheckMissesMovedTable,
     ];
 }
 
@@ -151,6 +156,42 @@ thread_local! {
 #[cfg(feature = "planted-bugs")]
 pub fn plant(bug: Option<Bug>) {
     ACTIVE.with(|a| a.set(bug));
+}
+
+#[cfg(feature = "planted-bugs")]
+thread_local! {
+    /// Tables trivially moved since the open, for `TombstoneCheckMissesMovedTable`.
+    static MOVED: std::cell::RefCell<std::collections::BTreeSet<u64>> =
+        const { std::cell::RefCell::new(std::collections::BTreeSet::new()) };
+}
+
+/// Notes (only while `TombstoneCheckMissesMovedTable` is planted) that table `number` was
+/// trivially moved; `forget` clears the notes (at an open).
+pub fn note_moved(number: Option<u64>) {
+    #[cfg(feature = "planted-bugs")]
+    if active(Bug::TombstoneCheckMissesMovedTable) {
+        MOVED.with(|m| match number {
+            Some(n) => {
+                m.borrow_mut().insert(n);
+            }
+            None => m.borrow_mut().clear(),
+        });
+    }
+    #[cfg(not(feature = "planted-bugs"))]
+    let _ = number;
+}
+
+/// True if table `number` was noted as trivially moved.
+pub fn was_moved(number: u64) -> bool {
+    #[cfg(feature = "planted-bugs")]
+    {
+        MOVED.with(|m| m.borrow().contains(&number))
+    }
+    #[cfg(not(feature = "planted-bugs"))]
+    {
+        let _ = number;
+        false
+    }
 }
 
 /// True if `bug` is planted on this thread.

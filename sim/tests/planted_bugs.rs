@@ -54,10 +54,11 @@ fn proving_kinds(bug: Bug) -> &'static [FailureKind] {
         Bug::LeaderOnlyInRecord | Bug::ReplayOnlyOldestWal | Bug::DeleteWalBeforeTableDurable => {
             &[LostWrite, Checkpoint]
         }
-        // A tombstone gone too early: missing from the raw view, or its key resurrected.
+        // A tombstone gone too early: missing from the raw view, or its key resurrected (in a
+        // read, or after a reopen as an acknowledged delete lost).
         Bug::DropTombstonesAtFlush
         | Bug::DropTombstonesIgnoringGrace
-        | Bug::DropTombstonesAtNonBottomLevel => &[RawView, WrongRead, NotAPrefix],
+        | Bug::DropTombstonesAtNonBottomLevel => &[RawView, WrongRead, NotAPrefix, LostWrite],
         // Wrong data served: any read or recovery check, never an error.
         Bug::SkipReadChecksum | Bug::PreferOlderVersion => &[
             WrongRead,
@@ -91,9 +92,16 @@ fn proving_kinds(bug: Bug) -> &'static [FailureKind] {
             Checkpoint,
             UnexpectedError,
         ],
-        // Overlapping tables in one level: a read finds the wrong one, or the open reports the
-        // manifest's overlap as damage no fault explains.
-        Bug::MoveOverlappingTable => &[WrongRead, RawView, NotAPrefix, LostWrite, UnexpectedError],
+        // Overlapping tables in one level: a read (or a checkpoint's) finds the wrong one, or
+        // the open reports the manifest's overlap as damage no fault explains.
+        Bug::MoveOverlappingTable => &[
+            WrongRead,
+            RawView,
+            NotAPrefix,
+            LostWrite,
+            UnexpectedError,
+            Checkpoint,
+        ],
         // Older versions left above newer ones: a read returns the older.
         Bug::Level0SkipsOverlappingLevel => &[WrongRead, RawView, NotAPrefix, LostWrite],
         // Raw bytes fed to the decoder: it refuses them (corruption nobody injected), or, by
@@ -101,6 +109,8 @@ fn proving_kinds(bug: Bug) -> &'static [FailureKind] {
         Bug::RawBlockMarkedCompressed => &[UnexpectedError, WrongRead, RawView, LostWrite],
         // Records past the zeros: recovery ends before them.
         Bug::WalOffsetFromFileLength => &[LostWrite, NotAPrefix, Checkpoint],
+        // An older version below a dropped tombstone comes back.
+        Bug::TombstoneCheckMissesMovedTable => &[WrongRead, RawView, NotAPrefix, LostWrite],
         Bug::CheckpointMissesWalTail
         | Bug::SkipCheckpointCopySync
         | Bug::SkipCheckpointFinalDirSync => &[Checkpoint],

@@ -63,6 +63,8 @@ pub const PROBES: &[&str] = &[
     "data block left raw as compression did not pay",
     "WAL records ended at pre-sized zeros at open",
     "pre-sized WAL grown",
+    "tombstone dropped by compaction",
+    "tombstone dropped after a trivial move",
 ];
 
 /// What the last close or crash promises about the state a reopen must find.
@@ -326,6 +328,12 @@ impl Runner {
         }
         if st.trivial_moves > 0 {
             self.probe("trivial move");
+        }
+        if st.tombstones_dropped > 0 {
+            self.probe("tombstone dropped by compaction");
+            if st.trivial_moves > 0 {
+                self.probe("tombstone dropped after a trivial move");
+            }
         }
         if st.blocks_compressed > 0 {
             self.probe("data block compressed");

@@ -256,6 +256,23 @@ impl Knobs {
         let i = below(&mut rng, codecs.len() as u64) as usize;
         k.compression_per_level = std::mem::take(&mut codecs[i]);
         k.wal_preallocate_bytes = pick(&mut rng, &[0, 1 << 10, 4 << 10, 64 << 10]);
+        // A deep tree, drawn last: static, tiny levels over small tables, flushed often, with
+        // one codec (so tables move down whole, by trivial moves) and deletes that expire at
+        // once. Compaction's "no deeper level holds this key" check then meets tables that
+        // reached their level by a move.
+        if below(&mut rng, 6) == 0 {
+            k.dynamic_level_bytes = false;
+            k.level1_size_bytes = 2 << 10;
+            k.table_size_bytes = 1 << 10;
+            k.memtable_size_bytes = 2 << 10;
+            k.l0_compaction_trigger = 1;
+            k.tombstone_grace_ms = 0;
+            k.keyspace = k.keyspace.clamp(16, 400);
+            k.w_delete = k.w_delete.max(10);
+            k.w_flush = k.w_flush.max(5);
+            k.w_compact_step = k.w_compact_step.max(3);
+            k.compression_per_level = vec![Lz4];
+        }
         k
     }
 }

@@ -31,6 +31,7 @@ pub(super) fn install_move(shared: &Shared, c: Compaction) -> Result<()> {
         sv.version = Arc::new(sv.version.apply(&[number], c.output_level, vec![t]));
     });
     Counters::add(&shared.counters.trivial_moves, 1);
+    planted::note_moved(Some(number));
     shared.notify_progress();
     Ok(())
 }

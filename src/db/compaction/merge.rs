@@ -29,8 +29,17 @@ impl<T: TableInfo> Rule<'_, T> {
     pub fn drops_tombstone(&self, user_key: &[u8], deleted_at_ms: u64) -> bool {
         let expired = self.now_ms >= deleted_at_ms.saturating_add(self.grace_ms)
             || planted::active(Bug::DropTombstonesIgnoringGrace);
-        let bottom = !self.version.deeper_may_hold(self.output_level, user_key)
-            || planted::active(Bug::DropTombstonesAtNonBottomLevel);
+        let deeper = if planted::active(Bug::TombstoneCheckMissesMovedTable) {
+            // Planted: tables that arrived by a trivial move are not looked at.
+            (self.output_level + 1..self.version.levels.len()).any(|l| {
+                self.version
+                    .table_for_key(l, user_key)
+                    .is_some_and(|t| !planted::was_moved(t.meta().number))
+            })
+        } else {
+            self.version.deeper_may_hold(self.output_level, user_key)
+        };
+        let bottom = !deeper || planted::active(Bug::DropTombstonesAtNonBottomLevel);
         expired && bottom
     }
 }
