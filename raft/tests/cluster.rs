@@ -425,6 +425,8 @@ async fn boot(
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(20),
             max_in_snapshot_log_to_keep: 5,
             purge_batch_size: 1,
+            // Snapshots stream in small chunks, so an install spans several messages.
+            snapshot_max_chunk_size: 64,
             ..Config::default()
         }
         .validate()?,
