@@ -17,6 +17,7 @@
 mod plot;
 
 use clap::Parser;
+use hdrhistogram::Histogram;
 use sedimentdb::{Compression, Db, Options, WriteBatch, WriteOptions};
 use std::path::Path;
 use std::sync::Arc;
@@ -117,9 +118,19 @@ fn dir_bytes(p: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// A latency histogram in nanoseconds (1 ns to 100 s, three significant digits): a few
+/// hundred KiB whatever the run's length, where a sample per operation took 16 bytes each.
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("valid bounds")
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
+}
+
 /// Latencies of one benchmark, and what it wrote.
 struct Run {
-    lat: Vec<Duration>,
+    lat: Histogram<u64>,
     elapsed: Duration,
     user_bytes: u64,
     written: u64,
@@ -134,12 +145,12 @@ impl Run {
         mut f: impl FnMut(u64),
     ) -> Run {
         let w0 = written();
-        let mut lat = Vec::with_capacity(ops as usize);
+        let mut lat = histogram();
         let t0 = Instant::now();
         for i in 0..ops {
             let t = Instant::now();
             f(i);
-            lat.push(t.elapsed());
+            lat.saturating_record(nanos(t.elapsed()));
             if let Some((db, s)) = sampler.as_mut() {
                 s.tick(db, i + 1);
             }
@@ -152,13 +163,8 @@ impl Run {
         }
     }
 
-    fn print(mut self, name: &str, db: Option<&Db>, dir: &Path) {
-        self.lat.sort();
-        let pct = |p: f64| {
-            self.lat
-                .get(((self.lat.len() as f64 * p) as usize).min(self.lat.len().saturating_sub(1)))
-                .map_or(0.0, |d| d.as_secs_f64() * 1e6)
-        };
+    fn print(self, name: &str, db: Option<&Db>, dir: &Path) {
+        let pct = |p: f64| self.lat.value_at_quantile(p) as f64 / 1e3;
         let ops = self.lat.len() as f64 / self.elapsed.as_secs_f64();
         let amp = if self.user_bytes > 0 {
             format!("{:.2}", self.written as f64 / self.user_bytes as f64)
@@ -314,25 +320,28 @@ fn main() {
                 let per = (a.sync_ops / 8).max(1);
                 let w0 = written();
                 let t = Instant::now();
-                let lats: Vec<Vec<Duration>> = std::thread::scope(|s| {
+                let lats: Vec<Histogram<u64>> = std::thread::scope(|s| {
                     let hs: Vec<_> = (0..8u64)
                         .map(|th| {
                             let d = d.clone();
                             s.spawn(move || {
-                                (0..per)
-                                    .map(|i| {
-                                        let t = Instant::now();
-                                        d.put(key(2 * n + th * per + i), value(vs, i)).unwrap();
-                                        t.elapsed()
-                                    })
-                                    .collect()
+                                let mut h = histogram();
+                                for i in 0..per {
+                                    let t = Instant::now();
+                                    d.put(key(2 * n + th * per + i), value(vs, i)).unwrap();
+                                    h.saturating_record(nanos(t.elapsed()));
+                                }
+                                h
                             })
                         })
                         .collect();
                     hs.into_iter().map(|h| h.join().unwrap()).collect()
                 });
                 let r = Run {
-                    lat: lats.into_iter().flatten().collect(),
+                    lat: lats.into_iter().fold(histogram(), |mut all, h| {
+                        all.add(h).expect("same bounds");
+                        all
+                    }),
                     elapsed: t.elapsed(),
                     user_bytes: 8 * per * (16 + vs as u64),
                     written: written() - w0,
