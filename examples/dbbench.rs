@@ -50,6 +50,9 @@ struct Args {
     /// `Options::wal_preallocate_bytes` (0: the WAL is appended to).
     #[arg(long, default_value_t = 1 << 20)]
     wal_preallocate: u64,
+    /// `Options::compaction_threads`: compactions on disjoint tables and key ranges run at once.
+    #[arg(long, default_value_t = 1)]
+    compaction_threads: usize,
     /// Where the databases go (default: a temporary directory).
     #[arg(long)]
     dir: Option<std::path::PathBuf>,
@@ -202,6 +205,7 @@ fn main() {
         block_cache_bytes: a.cache_bytes,
         compression_per_level: vec![codec],
         wal_preallocate_bytes: a.wal_preallocate,
+        compaction_threads: a.compaction_threads,
         ..Options::default()
     };
     let unsynced = WriteOptions { sync: false };

@@ -168,11 +168,21 @@ fn run_pick(c: &Case) -> Vec<String> {
         let (level, k) = l.split_once('=').expect("pointer L<n>=key");
         pointers[level[1..].parse::<usize>().expect("level")] = k.as_bytes().to_vec();
     }
-    let mut out = show_compaction(pick::pick(&v, &o, &mut pointers), &o);
+    // `claimed=3,5`: tables a running compaction claimed, which a pick must pass over.
+    let claimed: Vec<u64> = arg(&c.args, "claimed").map_or(Vec::new(), |l| {
+        l.split(',')
+            .map(|n| n.parse().expect("table number"))
+            .collect()
+    });
+    let free = |c: &Compaction<TableMeta>| c.all_inputs().all(|t| !claimed.contains(&t.number));
+    let mut out = show_compaction(pick::pick_where(&v, &o, &mut pointers, free), &o);
     // Repeated picks show the round-robin pointer moving.
     let again: usize = arg(&c.args, "repeat").map_or(0, |n| n.parse().expect("repeat"));
     for _ in 0..again {
-        out.extend(show_compaction(pick::pick(&v, &o, &mut pointers), &o));
+        out.extend(show_compaction(
+            pick::pick_where(&v, &o, &mut pointers, free),
+            &o,
+        ));
     }
     out
 }

@@ -63,8 +63,10 @@ pub struct Options {
     pub max_value_size_bytes: usize,
     /// How background work runs. Default [`Background::Threads`].
     pub background: Background,
-    /// Compaction threads under [`Background::Threads`]. Default 1: compactions run one at a
-    /// time (they share one lock), so more threads only help when a thread is parked.
+    /// Compaction threads under [`Background::Threads`]. Default 1. With more, compactions run
+    /// at once when they read no common table and write disjoint key ranges of their output
+    /// level (a level-0 compaction and a deeper one, say); `Stats::parallel_compactions` counts
+    /// those that started beside another. `compact_range` waits for the claims it meets.
     pub compaction_threads: usize,
     /// Level-0 tables that trigger a compaction into level 1. Default 4.
     pub l0_compaction_trigger: usize,

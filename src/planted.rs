@@ -100,12 +100,16 @@ pub enum Bug {
     /// tombstone, skips the tables that reached their level by a trivial move since the open
     /// (as a check over what compactions wrote would): their older versions come back.
     TombstoneCheckMissesMovedTable,
+    /// With several compaction threads, a compaction may pick tables another running one
+    /// claimed (or write a key range it writes): one table compacted twice, or overlapping
+    /// outputs in a level.
+    PickClaimedTable,
 }
 
 impl Bug {
     /// Every planted bug.
     #[cfg_attr(not(feature = "planted-bugs"), allow(dead_code))]
-    pub const ALL: [Bug; 38] = [
+    pub const ALL: [Bug; 39] = [
         Bug::AckBeforeWalSync,
         Bug::RetryFailedFsync,
         Bug::SkipWalSyncAtRotation,
@@ -144,6 +148,7 @@ impl Bug {
         Bug::RawBlockMarkedCompressed,
         Bug::WalOffsetFromFileLength,
         Bug::TombstoneCheckMissesMovedTable,
+        Bug::PickClaimedTable,
     ];
 }
 

@@ -94,6 +94,9 @@ pub struct Stats {
     /// Compactions that moved one table into the next level by a manifest edit alone (it
     /// overlapped nothing there), writing no byte of data.
     pub trivial_moves: u64,
+    /// Compactions (moves included) that started while another one ran
+    /// (`compaction_threads > 1`).
+    pub parallel_compactions: u64,
     /// Milliseconds writers spent stalled (by the engine's clock; `write_stalls` counts them).
     pub write_stall_ms: u64,
     /// Data blocks written compressed since open, and those stored raw although their level
@@ -169,6 +172,7 @@ pub(crate) struct Counters {
     pub checkpoint_tables_linked: AtomicU64,
     pub checkpoint_tables_copied: AtomicU64,
     pub trivial_moves: AtomicU64,
+    pub parallel_compactions: AtomicU64,
     pub write_stall_ms: AtomicU64,
     pub blocks_compressed: AtomicU64,
     pub blocks_stored_raw: AtomicU64,
@@ -282,10 +286,11 @@ impl fmt::Display for Stats {
         )?;
         writeln!(
             f,
-            "flushes {}, compactions {} ({} trivial moves), {} tombstones dropped, stalls {} ({} ms)",
+            "flushes {}, compactions {} ({} trivial moves, {} beside another), {} tombstones dropped, stalls {} ({} ms)",
             self.flushes,
             self.compactions,
             self.trivial_moves,
+            self.parallel_compactions,
             self.tombstones_dropped,
             self.write_stalls,
             self.write_stall_ms

@@ -248,6 +248,7 @@ impl Threaded {
             t.flushes_during_compaction
         );
         println!("compactions:        {}", t.compactions);
+        println!("compactions beside another: {}", t.parallel_compactions);
         println!("filesystem calls:   {}", t.fs_calls);
         println!("endings:");
         for (k, v) in &self.endings {

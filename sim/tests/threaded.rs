@@ -41,6 +41,10 @@ fn threaded_seeds_keep_every_write_they_must() {
         "no flush raced a compaction"
     );
     assert!(total.wals_replayed > 0, "no WAL replayed");
+    assert!(
+        total.parallel_compactions > 0,
+        "no two compactions ran at once"
+    );
     assert!(total.write_stalls > 0, "no writer stalled");
     for ending in [
         "clean close",
@@ -75,6 +79,7 @@ fn threaded_seeds_find_the_concurrency_plants() {
         Bug::InstallOnStaleVersion,
         Bug::SkipReadChecksum,
         Bug::SkipWalSyncAtRotation,
+        Bug::PickClaimedTable,
     ] {
         plant(Some(bug));
         let found = (0..500).find(|&s| run_threaded_seed(s).is_err());

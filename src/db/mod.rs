@@ -11,6 +11,7 @@ mod flush;
 mod obsolete;
 mod open;
 mod read;
+mod running;
 mod scan;
 mod shared;
 mod snapshot;

@@ -115,6 +115,7 @@ pub(crate) fn stats(shared: &Shared) -> Stats {
         versions_kept_for_snapshots: Counters::get(&c.versions_kept_for_snapshots),
         checkpoints: Counters::get(&c.checkpoints),
         trivial_moves: Counters::get(&c.trivial_moves),
+        parallel_compactions: Counters::get(&c.parallel_compactions),
         write_stall_ms: Counters::get(&c.write_stall_ms),
         blocks_compressed: Counters::get(&c.blocks_compressed),
         user_bytes: Counters::get(&c.user_bytes),

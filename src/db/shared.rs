@@ -6,10 +6,11 @@
 //! rank, never the reverse), and no lock of the same rank is held with another of that rank:
 //!
 //! 1. `queue` — the group-commit queue. Never held while taking any other lock.
-//! 2. `wal`, `flush_mu`, `compact_mu` — the three serializers: the group-commit leader (and
-//!    `sync`, `flush`'s rotation, `close`), one flush, one compaction. None is held while
-//!    waiting for another, so a flush never waits for the WAL and a compaction never waits for
-//!    a flush.
+//! 2. `wal`, `flush_mu`, `compact_mu` — the group-commit leader (and `sync`, `flush`'s
+//!    rotation, `close`), one flush, and the registry of running compactions (held only while
+//!    one is picked and claimed, or released; the compactions themselves run outside it, as
+//!    many at once as `compaction_threads`). None is held while waiting for another, so a
+//!    flush never waits for the WAL and a compaction never waits for a flush.
 //! 3. `manifest`, `compact_pointers`.
 //! 4. `bg` — the background flags; `bg_cv` and `progress` wait on it.
 //! 5. `sv`, `obsolete`, `read_only`, `snapshots`, a memtable's `ranges` — leaves: nothing is
@@ -24,6 +25,7 @@
 //! call that gets past `mark_closed`, which holds `bg_threads` while it stops and joins the
 //! workers; no worker takes either.
 
+use super::running::Running;
 use crate::env::Env;
 use crate::error::{Error, Result};
 use crate::manifest::ManifestWriter;
@@ -92,8 +94,10 @@ pub(crate) struct Shared {
     pub queue_cv: Condvar,
     /// Serializes flushes.
     pub flush_mu: Mutex<()>,
-    /// Serializes compactions.
-    pub compact_mu: Mutex<()>,
+    /// The compactions running (their claims on tables and key ranges); `compact_cv` wakes a
+    /// `compact_range` waiting for a claim to go.
+    pub compact_mu: Mutex<Running>,
+    pub compact_cv: Condvar,
     pub manifest: Mutex<ManifestWriter>,
     /// Where the last compaction of each level ended.
     pub compact_pointers: Mutex<[Vec<u8>; NUM_LEVELS]>,
@@ -143,7 +147,8 @@ impl Shared {
             queue: Mutex::new(WriteQueue::default()),
             queue_cv: Condvar::new(),
             flush_mu: Mutex::new(()),
-            compact_mu: Mutex::new(()),
+            compact_mu: Mutex::new(Running::default()),
+            compact_cv: Condvar::new(),
             manifest: Mutex::new(p.manifest),
             compact_pointers: Mutex::new(Default::default()),
             bg: Mutex::new(BgState::default()),

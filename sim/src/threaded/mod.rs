@@ -43,6 +43,9 @@ pub struct ThreadedSummary {
     /// Flushes that finished while a compaction ran (a probe: the race is reached).
     pub flushes_during_compaction: u64,
     pub compactions: u64,
+    /// Compactions that started while another ran (a probe: `compaction_threads > 1` ran two
+    /// at once).
+    pub parallel_compactions: u64,
     /// How the run ended: "clean close", "power loss after close", "crash point: power loss",
     /// "crash point: process crash".
     pub ending: String,
@@ -66,6 +69,7 @@ impl ThreadedSummary {
         self.flushes_during_compaction += o.flushes_during_compaction;
         self.flushes += o.flushes;
         self.compactions += o.compactions;
+        self.parallel_compactions += o.parallel_compactions;
         for (k, v) in &o.injected {
             *self.injected.entry(k.clone()).or_default() += v;
         }
@@ -102,7 +106,7 @@ fn plan(seed: u64) -> Plan {
         max_immutable_memtables: 1 + below(2) as usize,
         block_size_bytes: 256,
         background: Background::Threads,
-        compaction_threads: 1 + below(2) as usize,
+        compaction_threads: 1 + below(3) as usize,
         l0_compaction_trigger: 2,
         l0_slowdown_writes_trigger: 3,
         l0_stop_writes_trigger: 4 + below(3) as usize,
@@ -119,6 +123,14 @@ fn plan(seed: u64) -> Plan {
     let append_failure = (below(6) == 0).then(|| below(100) as usize);
     let quota_bytes = (below(8) == 0).then(|| 20_000 + below(60_000));
     let flip_after_yields = (below(6) == 0).then(|| below(400) as u32);
+    // Drawn last: a third of the seeds get a steep, tiny tree, so deeper levels are over their
+    // targets while level 0 compacts, and several compaction threads find disjoint work.
+    let mut opts = opts;
+    if below(3) == 0 {
+        opts.level1_size_bytes = 2 << 10;
+        opts.level_size_multiplier = 2;
+        opts.table_size_bytes = 1 << 10;
+    }
     Plan {
         flip_after_yields,
         append_failure,
@@ -326,6 +338,7 @@ fn summary(
         flushes_during_compaction: st.flushes_during_compaction,
         flushes: st.flushes,
         compactions: st.compactions,
+        parallel_compactions: st.parallel_compactions,
         ending: ending.into(),
         injected: fs_stats
             .injected

@@ -10,6 +10,7 @@ mod install;
 mod merge;
 pub(crate) mod pick;
 
+use super::running::Running;
 use super::shared::Shared;
 use crate::error::{Error, Result};
 use crate::iter::{MergingIter, Source};
@@ -19,8 +20,8 @@ use crate::planted::{self, Bug};
 use crate::rangedel::Fragments;
 use crate::sstable::{Table, TableBuilder, TableIter};
 use crate::stats::Counters;
-use crate::sync::{self, Arc, Ordering};
-use crate::version::{TableInfo, Version, NUM_LEVELS};
+use crate::sync::{self, Arc, MutexGuard, Ordering};
+use crate::version::{user_range, TableInfo, Version, NUM_LEVELS};
 pub(crate) use merge::{Merge, Rule};
 pub(crate) use pick::into_next_level;
 
@@ -57,21 +58,83 @@ impl<T: TableInfo> Compaction<T> {
     }
 }
 
-/// Runs one compaction if a level is over its target. Returns whether it did.
+impl Compaction {
+    /// The tables it reads, and the user-key range it writes into its output level.
+    fn claim(&self) -> (Vec<u64>, Vec<u8>, Vec<u8>) {
+        let tables = self.all_inputs().map(|t| t.meta().number).collect();
+        let lo = self.all_inputs().map(|t| user_range(t).0).min();
+        let hi = self.all_inputs().map(|t| user_range(t).1).max();
+        let (lo, hi) = (lo.unwrap_or_default(), hi.unwrap_or_default());
+        (tables, lo.to_vec(), hi.to_vec())
+    }
+
+    fn clashes(&self, running: &Running) -> bool {
+        let (tables, lo, hi) = self.claim();
+        running.conflicts(&tables, self.output_level, &lo, &hi)
+    }
+}
+
+/// Runs `c` under a claim registered in `running` (whose lock the caller passes), and releases
+/// the claim however it ends.
+fn run_claimed(
+    shared: &Shared,
+    mut running: MutexGuard<'_, Running>,
+    c: Compaction,
+    v: &Version,
+) -> Result<Outcome> {
+    let (tables, lo, hi) = c.claim();
+    let id = running.claim(tables, c.output_level, &lo, &hi);
+    drop(running);
+    let r = run(shared, c, v);
+    sync::lock(&shared.compact_mu).release(id);
+    shared.compact_cv.notify_all();
+    r
+}
+
+/// Runs one compaction if a level is over its target and one can start beside those running
+/// (`compaction_threads > 1` runs them at once on disjoint tables and key ranges). Returns
+/// whether it did.
 pub(crate) fn step(shared: &Shared) -> Result<bool> {
-    let _c = sync::lock(&shared.compact_mu);
+    let running = sync::lock(&shared.compact_mu);
     shared.check_writable()?;
     let v = shared.super_version().version.clone();
     let picked = {
         let mut ptrs = sync::lock(&shared.compact_pointers);
-        pick::pick(&v, &shared.opts, &mut ptrs)
+        pick::pick_where(&v, &shared.opts, &mut ptrs, |c| {
+            planted::active(Bug::PickClaimedTable) || !c.clashes(&running)
+        })
     };
     match picked {
         Some(c) => {
-            run(shared, c, &v)?;
+            if running.len() > 0 {
+                Counters::add(&shared.counters.parallel_compactions, 1);
+            }
+            run_claimed(shared, running, c, &v)?;
             Ok(true)
         }
         None => Ok(false),
+    }
+}
+
+/// A compaction free to run: the registry's lock (to claim it under), the compaction, and the
+/// version it was built from.
+type Clear<'a> = (MutexGuard<'a, Running>, Compaction, Arc<Version>);
+
+/// The compaction `make` builds from the current version once it clashes with none running
+/// (waiting for those it would), or `None` when `make` finds nothing to do.
+fn when_clear<'a>(
+    shared: &'a Shared,
+    mut make: impl FnMut(&Version) -> Option<Compaction>,
+) -> Result<Option<Clear<'a>>> {
+    let mut running = sync::lock(&shared.compact_mu);
+    loop {
+        shared.check_writable()?;
+        let v = shared.super_version().version.clone();
+        match make(&v) {
+            None => return Ok(None),
+            Some(c) if !c.clashes(&running) => return Ok(Some((running, c, v))),
+            Some(_) => running = sync::wait(&shared.compact_cv, running),
+        }
     }
 }
 
@@ -79,42 +142,51 @@ pub(crate) fn step(shared: &Shared) -> Result<bool> {
 /// level's overlapping tables if any holds tombstones or older versions (kept for a snapshot),
 /// dropping what no reader needs any more.
 pub(crate) fn compact_range(shared: &Shared, lo: Option<&[u8]>, hi: Option<&[u8]>) -> Result<()> {
-    let _c = sync::lock(&shared.compact_mu);
     for level in 0..NUM_LEVELS - 1 {
-        shared.check_writable()?;
-        let v = shared.super_version().version.clone();
-        let last = v.deepest_level().max(1);
-        if level >= last {
+        let mut past_last = false;
+        let picked = when_clear(shared, |v| {
+            let last = v.deepest_level().max(1);
+            if level >= last {
+                past_last = true;
+                return None;
+            }
+            let inputs = if level == 0 {
+                // Older level-0 tables must move down no later than newer ones: take them all.
+                if v.overlapping(0, lo, hi).is_empty() {
+                    return None;
+                }
+                v.levels[0].clone()
+            } else {
+                v.overlapping(level, lo, hi)
+            };
+            into_next_level(v, level, inputs)
+        })?;
+        if let Some((running, c, v)) = picked {
+            run_claimed(shared, running, c, &v)?;
+        } else if past_last {
             break;
         }
-        let inputs = if level == 0 {
-            // Older level-0 tables must move down no later than newer ones: take them all.
-            if v.overlapping(0, lo, hi).is_empty() {
-                continue;
-            }
-            v.levels[0].clone()
-        } else {
-            v.overlapping(level, lo, hi)
-        };
-        if let Some(c) = into_next_level(&v, level, inputs) {
-            run(shared, c, &v)?;
-        }
     }
-    let v = shared.super_version().version.clone();
-    let last = v.deepest_level();
-    if last >= 1 {
+    let picked = when_clear(shared, |v| {
+        let last = v.deepest_level();
+        if last == 0 {
+            return None;
+        }
         let inputs: Vec<_> = v.overlapping(last, lo, hi);
-        if inputs.iter().any(|t| {
-            t.meta().tombstones > 0 || !t.range_dels().is_empty() || t.older_versions() > 0
-        }) {
-            let c = Compaction {
+        inputs
+            .iter()
+            .any(|t| {
+                t.meta().tombstones > 0 || !t.range_dels().is_empty() || t.older_versions() > 0
+            })
+            .then(|| Compaction {
                 level: last,
                 output_level: last,
                 inputs,
                 next: Vec::new(),
-            };
-            run(shared, c, &v)?;
-        }
+            })
+    })?;
+    if let Some((running, c, v)) = picked {
+        run_claimed(shared, running, c, &v)?;
     }
     Ok(())
 }

@@ -134,53 +134,61 @@ pub fn level0_output<T: TableInfo>(v: &Version<T>, o: &Options, inputs: &[T]) ->
         .unwrap_or(base)
 }
 
-/// Picks the most urgent compaction: the level with the highest score, if that score is at
-/// least 1 (ties go to the upper level). Level 0 moves down whole (its tables overlap);
-/// a deeper level moves one table: the one whose overlap with the next level is smallest
-/// relative to its size, and among equals the first after `pointers[level]` (where the last
-/// compaction of that level ended), so they take turns.
-pub fn pick<T: TableInfo>(
+/// Picks the most urgent compaction that `allowed` accepts (it refuses those that would clash
+/// with one already running): the level with the highest score, if that score is at least 1
+/// (ties go to the upper level). Level 0 moves down whole (its tables overlap); a deeper level
+/// moves one table: the one whose overlap with the next level is smallest relative to its
+/// size, and among equals the first after `pointers[level]` (where the last compaction of that
+/// level ended), so they take turns. A refused compaction gives way to the level's next table
+/// in that order, then to the next level by score, down to score 1.
+pub fn pick_where<T: TableInfo>(
     v: &Version<T>,
     o: &Options,
     pointers: &mut [Vec<u8>; NUM_LEVELS],
+    allowed: impl Fn(&Compaction<T>) -> bool,
 ) -> Option<Compaction<T>> {
-    let mut best = (0.0f64, 0usize);
-    for (level, score) in scores(v, o).into_iter().enumerate() {
-        if score > best.0 {
-            best = (score, level);
+    let scores = scores(v, o);
+    let mut levels: Vec<usize> = (0..NUM_LEVELS).filter(|l| scores[*l] >= 1.0).collect();
+    // Highest score first; the sort is stable, so ties keep the upper level first.
+    levels.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]));
+    for level in levels {
+        if level == 0 {
+            let inputs = v.levels[0].clone();
+            let out = level0_output(v, o, &inputs);
+            match into_level(v, 0, out, inputs) {
+                Some(c) if allowed(&c) => return Some(c),
+                _ => continue,
+            }
+        }
+        let tables = &v.levels[level];
+        // The table whose overlap with the next level is smallest relative to its own size
+        // (RocksDB's min-overlapping-ratio): the bytes a compaction rewrites per byte it moves
+        // down. Among equals, the first after the round-robin pointer, so they take turns.
+        let ratio = |t: &T| {
+            let (lo, hi) = user_range(t);
+            let below: u64 = v
+                .overlapping(level + 1, Some(lo), Some(hi))
+                .iter()
+                .map(|n| n.meta().size_bytes)
+                .sum();
+            below.saturating_mul(1024) / t.meta().size_bytes.max(1)
+        };
+        let ptr = &pointers[level];
+        let before_ptr = |t: &T| !ptr.is_empty() && user_range(t).0 <= &ptr[..];
+        let mut order: Vec<(u64, bool, usize)> = tables
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (ratio(t), before_ptr(t), i))
+            .collect();
+        order.sort_unstable();
+        for (_, _, i) in order {
+            let t = tables[i].clone();
+            let hi = user_range(&t).1.to_vec();
+            if let Some(c) = into_next_level(v, level, vec![t]).filter(|c| allowed(c)) {
+                pointers[level] = hi;
+                return Some(c);
+            }
         }
     }
-    if best.0 < 1.0 {
-        return None;
-    }
-    let level = best.1;
-    if level == 0 {
-        let inputs = v.levels[0].clone();
-        let out = level0_output(v, o, &inputs);
-        return into_level(v, 0, out, inputs);
-    }
-    let tables = &v.levels[level];
-    // The table whose overlap with the next level is smallest relative to its own size
-    // (RocksDB's min-overlapping-ratio): the bytes a compaction rewrites per byte it moves
-    // down. Among equals, the first after the round-robin pointer, so they take turns.
-    let ratio = |t: &T| {
-        let (lo, hi) = user_range(t);
-        let below: u64 = v
-            .overlapping(level + 1, Some(lo), Some(hi))
-            .iter()
-            .map(|n| n.meta().size_bytes)
-            .sum();
-        below.saturating_mul(1024) / t.meta().size_bytes.max(1)
-    };
-    let ratios: Vec<u64> = tables.iter().map(ratio).collect();
-    let best_ratio = *ratios.iter().min()?;
-    let ptr = &pointers[level];
-    let best = |i: &usize| ratios[*i] == best_ratio;
-    let i = (0..tables.len())
-        .filter(best)
-        .find(|i| ptr.is_empty() || user_range(&tables[*i]).0 > &ptr[..])
-        .or_else(|| (0..tables.len()).find(best))?;
-    let t = tables[i].clone();
-    pointers[level] = user_range(&t).1.to_vec();
-    into_next_level(v, level, vec![t])
+    None
 }
