@@ -149,7 +149,17 @@ impl<T: TableInfo> Version<T> {
     /// True if some level deeper than `level` has a table whose range holds `user_key`: an
     /// older version of the key may live there.
     pub fn deeper_may_hold(&self, level: usize, user_key: &[u8]) -> bool {
-        (level + 1..NUM_LEVELS).any(|l| self.table_for_key(l, user_key).is_some())
+        self.deeper_may_hold_where(level, user_key, |_| true)
+    }
+
+    /// [`Version::deeper_may_hold`], counting only the tables `counts` accepts.
+    pub fn deeper_may_hold_where(
+        &self,
+        level: usize,
+        user_key: &[u8],
+        counts: impl Fn(&T) -> bool,
+    ) -> bool {
+        (level + 1..NUM_LEVELS).any(|l| self.table_for_key(l, user_key).is_some_and(&counts))
     }
 
     /// True if some level deeper than `level` has a table whose range meets `[start, end)`: an

@@ -73,15 +73,7 @@ impl StateMachine {
             snapshots_built: Arc::new(AtomicU64::new(0)),
             progress: Arc::new(watch::Sender::new(Progress::default())),
         };
-        sm.restore_snapshot()?;
-        let applied: Option<LogId<NodeId>> = match sm.db.get(APPLIED)? {
-            Some(b) => serde_json::from_slice(&b).map_err(|e| {
-                sedimentdb::Error::InvalidArgument(format!(
-                    "the applied log id does not decode: {e}"
-                ))
-            })?,
-            None => None,
-        };
+        let applied = sm.restore_snapshot()?;
         // Not known durable: a process crash leaves unsynced writes in the page cache.
         sm.progress
             .send_modify(|p| p.applied_next = next_index(&applied));
@@ -133,21 +125,21 @@ impl StateMachine {
     /// Entries are applied unsynced, so a power loss may take the applied state back past the
     /// newest stored snapshot (which is synced), below the log's purge point: openraft could
     /// then not re-apply what was purged. So at open, an applied state older than the stored
-    /// snapshot is replaced by the snapshot, in one batch.
-    fn restore_snapshot(&self) -> std::result::Result<(), sedimentdb::Error> {
+    /// snapshot is replaced by the snapshot, in one batch. Returns the applied log id after it.
+    fn restore_snapshot(&self) -> std::result::Result<Option<LogId<NodeId>>, sedimentdb::Error> {
         let corrupt = |what: String| sedimentdb::Error::InvalidArgument(what);
-        let Some(b) = self.db.get(SNAPSHOT)? else {
-            return Ok(());
-        };
-        let snap: StoredSnapshot = serde_json::from_slice(&b)
-            .map_err(|e| corrupt(format!("the stored snapshot does not decode: {e}")))?;
         let applied: Option<LogId<NodeId>> = match self.db.get(APPLIED)? {
             Some(b) => serde_json::from_slice(&b)
                 .map_err(|e| corrupt(format!("the applied log id does not decode: {e}")))?,
             None => None,
         };
+        let Some(b) = self.db.get(SNAPSHOT)? else {
+            return Ok(applied);
+        };
+        let snap: StoredSnapshot = serde_json::from_slice(&b)
+            .map_err(|e| corrupt(format!("the stored snapshot does not decode: {e}")))?;
         if applied >= snap.meta.last_log_id {
-            return Ok(());
+            return Ok(applied);
         }
         let pairs: Vec<(String, String)> = serde_json::from_slice(&snap.data)
             .map_err(|e| corrupt(format!("the stored snapshot's data does not decode: {e}")))?;
@@ -166,7 +158,8 @@ impl StateMachine {
             MEMBERSHIP,
             serde_json::to_vec(&snap.meta.last_membership).map_err(enc)?,
         );
-        self.db.write(b, &WriteOptions::default())
+        self.db.write(b, &WriteOptions::default())?;
+        Ok(snap.meta.last_log_id)
     }
 
     /// The value of `key` in the applied state.

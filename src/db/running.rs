@@ -26,8 +26,14 @@ pub(crate) struct Running {
 impl Running {
     /// True if a compaction reading `tables` and writing `[lo, hi]` (user keys, inclusive) into
     /// `output_level` would clash with one running.
-    pub fn conflicts(&self, tables: &[u64], output_level: usize, lo: &[u8], hi: &[u8]) -> bool {
-        tables.iter().any(|n| self.busy.contains(n))
+    pub fn conflicts(
+        &self,
+        mut tables: impl Iterator<Item = u64>,
+        output_level: usize,
+        lo: &[u8],
+        hi: &[u8],
+    ) -> bool {
+        tables.any(|n| self.busy.contains(&n))
             || self.claims.iter().any(|c| {
                 c.output_level == output_level && c.lo.as_slice() <= hi && lo <= c.hi.as_slice()
             })
@@ -73,16 +79,17 @@ mod tests {
         let mut r = Running::default();
         let a = r.claim(vec![1, 2], 2, b"c", b"f");
         // A table it reads.
-        assert!(r.conflicts(&[2], 3, b"x", b"z"));
+        let t = |ns: &'static [u64]| ns.iter().copied();
+        assert!(r.conflicts(t(&[2]), 3, b"x", b"z"));
         // Its output range in the same level, touching at an end.
-        assert!(r.conflicts(&[9], 2, b"f", b"h"));
-        assert!(r.conflicts(&[9], 2, b"a", b"c"));
+        assert!(r.conflicts(t(&[9]), 2, b"f", b"h"));
+        assert!(r.conflicts(t(&[9]), 2, b"a", b"c"));
         // Disjoint in the same level, or the same keys in another level.
-        assert!(!r.conflicts(&[9], 2, b"g", b"h"));
-        assert!(!r.conflicts(&[9], 3, b"c", b"f"));
+        assert!(!r.conflicts(t(&[9]), 2, b"g", b"h"));
+        assert!(!r.conflicts(t(&[9]), 3, b"c", b"f"));
         assert_eq!(r.len(), 1);
         r.release(a);
-        assert!(!r.conflicts(&[1, 2], 2, b"c", b"f"));
+        assert!(!r.conflicts(t(&[1, 2]), 2, b"c", b"f"));
         assert_eq!(r.len(), 0);
     }
 }

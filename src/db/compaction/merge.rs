@@ -31,11 +31,10 @@ impl<T: TableInfo> Rule<'_, T> {
             || planted::active(Bug::DropTombstonesIgnoringGrace);
         let deeper = if planted::active(Bug::TombstoneCheckMissesMovedTable) {
             // Planted: tables that arrived by a trivial move are not looked at.
-            (self.output_level + 1..self.version.levels.len()).any(|l| {
-                self.version
-                    .table_for_key(l, user_key)
-                    .is_some_and(|t| !planted::was_moved(t.meta().number))
-            })
+            self.version
+                .deeper_may_hold_where(self.output_level, user_key, |t| {
+                    !planted::was_moved(t.meta().number)
+                })
         } else {
             self.version.deeper_may_hold(self.output_level, user_key)
         };

@@ -59,18 +59,21 @@ impl<T: TableInfo> Compaction<T> {
 }
 
 impl Compaction {
-    /// The tables it reads, and the user-key range it writes into its output level.
-    fn claim(&self) -> (Vec<u64>, Vec<u8>, Vec<u8>) {
-        let tables = self.all_inputs().map(|t| t.meta().number).collect();
+    /// The numbers of the tables it reads.
+    fn table_numbers(&self) -> impl Iterator<Item = u64> + '_ {
+        self.all_inputs().map(|t| t.meta().number)
+    }
+
+    /// The user-key range it writes into its output level: the span of what it reads.
+    fn key_span(&self) -> (&[u8], &[u8]) {
         let lo = self.all_inputs().map(|t| user_range(t).0).min();
         let hi = self.all_inputs().map(|t| user_range(t).1).max();
-        let (lo, hi) = (lo.unwrap_or_default(), hi.unwrap_or_default());
-        (tables, lo.to_vec(), hi.to_vec())
+        (lo.unwrap_or_default(), hi.unwrap_or_default())
     }
 
     fn clashes(&self, running: &Running) -> bool {
-        let (tables, lo, hi) = self.claim();
-        running.conflicts(&tables, self.output_level, &lo, &hi)
+        let (lo, hi) = self.key_span();
+        running.conflicts(self.table_numbers(), self.output_level, lo, hi)
     }
 }
 
@@ -82,8 +85,8 @@ fn run_claimed(
     c: Compaction,
     v: &Version,
 ) -> Result<Outcome> {
-    let (tables, lo, hi) = c.claim();
-    let id = running.claim(tables, c.output_level, &lo, &hi);
+    let (lo, hi) = c.key_span();
+    let id = running.claim(c.table_numbers().collect(), c.output_level, lo, hi);
     drop(running);
     let r = run(shared, c, v);
     sync::lock(&shared.compact_mu).release(id);

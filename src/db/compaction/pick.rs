@@ -182,10 +182,8 @@ pub fn pick_where<T: TableInfo>(
             .collect();
         order.sort_unstable();
         for (_, _, i) in order {
-            let t = tables[i].clone();
-            let hi = user_range(&t).1.to_vec();
-            if let Some(c) = into_next_level(v, level, vec![t]).filter(|c| allowed(c)) {
-                pointers[level] = hi;
+            if let Some(c) = into_next_level(v, level, vec![tables[i].clone()]).filter(&allowed) {
+                pointers[level] = user_range(&tables[i]).1.to_vec();
                 return Some(c);
             }
         }
