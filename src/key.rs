@@ -109,10 +109,6 @@ pub fn compare(a: &[u8], b: &[u8]) -> Ordering {
     }
 }
 
-/// An owned encoded internal key with the internal ordering (the memtable's key type).
-#[derive(Clone, PartialEq, Eq)]
-pub struct InternalKey(pub Box<[u8]>);
-
 /// A borrowed encoded internal key with the internal ordering.
 #[derive(PartialEq, Eq)]
 #[repr(transparent)]
@@ -135,33 +131,6 @@ impl Ord for InternalKeyRef {
 impl PartialOrd for InternalKeyRef {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
-    }
-}
-
-impl Ord for InternalKey {
-    fn cmp(&self, other: &Self) -> Ordering {
-        compare(&self.0, &other.0)
-    }
-}
-
-impl PartialOrd for InternalKey {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl std::borrow::Borrow<InternalKeyRef> for InternalKey {
-    fn borrow(&self) -> &InternalKeyRef {
-        InternalKeyRef::new(&self.0)
-    }
-}
-
-impl std::fmt::Debug for InternalKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match parse(&self.0) {
-            Some(p) => write!(f, "{:?}#{},{:?}", p.user_key, p.seq, p.kind),
-            None => write!(f, "invalid{:?}", &self.0),
-        }
     }
 }
 

@@ -104,12 +104,16 @@ pub enum Bug {
     /// claimed (or write a key range it writes): one table compacted twice, or overlapping
     /// outputs in a level.
     PickClaimedTable,
+    /// The memtable's arena places each entry one byte before the end of the previous one in
+    /// the same block, so the previous entry's last byte (of its value, or of its trailer if
+    /// the value is empty) is overwritten.
+    ArenaOverlapsLastEntry,
 }
 
 impl Bug {
     /// Every planted bug.
     #[cfg_attr(not(feature = "planted-bugs"), allow(dead_code))]
-    pub const ALL: [Bug; 39] = [
+    pub const ALL: [Bug; 40] = [
         Bug::AckBeforeWalSync,
         Bug::RetryFailedFsync,
         Bug::SkipWalSyncAtRotation,
@@ -149,6 +153,7 @@ impl Bug {
         Bug::WalOffsetFromFileLength,
         Bug::TombstoneCheckMissesMovedTable,
         Bug::PickClaimedTable,
+        Bug::ArenaOverlapsLastEntry,
     ];
 }
 

@@ -60,7 +60,7 @@ fn proving_kinds(bug: Bug) -> &'static [FailureKind] {
         | Bug::DropTombstonesIgnoringGrace
         | Bug::DropTombstonesAtNonBottomLevel => &[RawView, WrongRead, NotAPrefix, LostWrite],
         // Wrong data served: any read or recovery check, never an error.
-        Bug::SkipReadChecksum | Bug::PreferOlderVersion => &[
+        Bug::SkipReadChecksum | Bug::PreferOlderVersion | Bug::ArenaOverlapsLastEntry => &[
             WrongRead,
             RawView,
             NotAPrefix,

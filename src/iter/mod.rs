@@ -3,7 +3,7 @@
 
 use crate::error::Result;
 use crate::filename::wal_name;
-use crate::memtable::{Memtable, OwnedEntry};
+use crate::memtable::{Chunk, Memtable};
 use crate::planted::{self, Bug};
 use crate::sstable::TableIter;
 use std::ops::Bound;
@@ -22,7 +22,9 @@ pub(crate) enum Source {
 /// A memtable read in chunks: `buf` holds consecutive entries in ascending order.
 pub(crate) struct MemSource {
     mem: Arc<Memtable>,
-    buf: Vec<OwnedEntry>,
+    buf: Chunk,
+    /// The bound key of a refill (reused).
+    edge: Vec<u8>,
     idx: usize,
     valid: bool,
     /// Whether the memtable may hold entries after / before the buffer.
@@ -34,7 +36,8 @@ impl MemSource {
     pub fn new(mem: Arc<Memtable>) -> MemSource {
         MemSource {
             mem,
-            buf: Vec::new(),
+            buf: Chunk::default(),
+            edge: Vec::new(),
             idx: 0,
             valid: false,
             more_after: false,
@@ -69,8 +72,11 @@ impl MemSource {
         if self.idx + 1 < self.buf.len() {
             self.idx += 1;
         } else if self.more_after {
-            let last = self.buf[self.idx].0.clone();
+            let mut last = std::mem::take(&mut self.edge);
+            last.clear();
+            last.extend_from_slice(self.buf.key(self.idx));
             self.fill_forward(Bound::Excluded(&last));
+            self.edge = last;
         } else {
             self.valid = false;
         }
@@ -80,8 +86,11 @@ impl MemSource {
         if self.idx > 0 {
             self.idx -= 1;
         } else if self.more_before {
-            let first = self.buf[0].0.clone();
+            let mut first = std::mem::take(&mut self.edge);
+            first.clear();
+            first.extend_from_slice(self.buf.key(0));
             self.fill_backward(Some(&first));
+            self.edge = first;
         } else {
             self.valid = false;
         }
@@ -123,14 +132,14 @@ impl Source {
 
     pub fn key(&self) -> &[u8] {
         match self {
-            Source::Mem(m) => &m.buf[m.idx].0,
+            Source::Mem(m) => m.buf.key(m.idx),
             Source::Table(t) => t.key(),
         }
     }
 
     pub fn value(&self) -> &[u8] {
         match self {
-            Source::Mem(m) => &m.buf[m.idx].1,
+            Source::Mem(m) => m.buf.value(m.idx),
             Source::Table(t) => t.value(),
         }
     }

@@ -1,23 +1,115 @@
-//! The memtable: a lock-free skiplist of internal keys, with size accounting.
+//! The memtable: a lock-free skiplist of internal keys whose bytes live in an arena, with size
+//! accounting.
 
-use crate::key::{self, Found, InternalKey, InternalKeyRef, Kind};
+mod arena;
+
+use crate::key::{self, Found, InternalKeyRef, Kind};
 use crate::rangedel::{Fragments, RangeTombstone};
 use crate::sync::{self, Mutex};
-use crossbeam_skiplist::SkipMap;
+use arena::{Arena, Span};
+use crossbeam_skiplist::SkipSet;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// Bytes charged per entry on top of its key and value: the skiplist node, its tower and the two
-/// boxes. An estimate; it only decides when to flush.
+/// Bytes charged per entry on top of its key and value: the skiplist node and its tower (about
+/// 48 bytes: the entry's span, a reference count and two tower links on average) and the
+/// arena's unused block tails. An estimate on the safe side; it only decides when to flush.
 const ENTRY_OVERHEAD_BYTES: usize = 64;
 
-/// An owned entry: encoded internal key and value.
-pub type OwnedEntry = (Box<[u8]>, Box<[u8]>);
+/// One version in the memtable: its encoded internal key and value, stored in the memtable's
+/// arena. Ordered by the internal key.
+pub struct MemEntry(Span);
+
+impl MemEntry {
+    /// The encoded internal key.
+    pub fn key(&self) -> &[u8] {
+        self.0.key()
+    }
+
+    /// The value.
+    pub fn value(&self) -> &[u8] {
+        self.0.value()
+    }
+}
+
+impl PartialEq for MemEntry {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for MemEntry {}
+
+impl Ord for MemEntry {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        key::compare(self.key(), other.key())
+    }
+}
+
+impl PartialOrd for MemEntry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl std::borrow::Borrow<InternalKeyRef> for MemEntry {
+    fn borrow(&self) -> &InternalKeyRef {
+        InternalKeyRef::new(self.key())
+    }
+}
+
+/// Entries copied out of a memtable, in order, into one reused buffer: reading a chunk
+/// allocates nothing once the buffer has grown.
+#[derive(Default)]
+pub struct Chunk {
+    bytes: Vec<u8>,
+    /// Per entry: where its key starts in `bytes`, its key length and its value length.
+    spans: Vec<(usize, usize, usize)>,
+}
+
+impl Chunk {
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.spans.clear();
+    }
+
+    fn push(&mut self, ikey: &[u8], value: &[u8]) {
+        self.spans.push((self.bytes.len(), ikey.len(), value.len()));
+        self.bytes.extend_from_slice(ikey);
+        self.bytes.extend_from_slice(value);
+    }
+
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// Reverses the order of the entries.
+    pub fn reverse(&mut self) {
+        self.spans.reverse();
+    }
+
+    /// The encoded internal key of entry `i`.
+    pub fn key(&self, i: usize) -> &[u8] {
+        let (at, k, _) = self.spans[i];
+        &self.bytes[at..at + k]
+    }
+
+    /// The value of entry `i`.
+    pub fn value(&self, i: usize) -> &[u8] {
+        let (at, k, v) = self.spans[i];
+        &self.bytes[at + k..at + k + v]
+    }
+}
 
 /// An in-memory sorted table of recent writes, backed by the WAL numbered `wal_number`.
 pub struct Memtable {
-    map: SkipMap<InternalKey, Box<[u8]>>,
+    /// Declared before `arena`, so it drops first: its entries point into the arena.
+    map: SkipSet<MemEntry>,
     /// Range tombstones, in the order written, and their fragments (rebuilt on the first read
     /// after a change). Range deletes are rare; reads take the fragments without a lock when
     /// there are none.
@@ -26,6 +118,8 @@ pub struct Memtable {
     size_bytes: AtomicUsize,
     max_seq: AtomicU64,
     wal_number: u64,
+    /// The bytes of every entry in `map`.
+    arena: Arena,
 }
 
 #[derive(Default)]
@@ -38,12 +132,13 @@ impl Memtable {
     /// An empty memtable whose writes are logged in WAL `wal_number`.
     pub fn new(wal_number: u64) -> Memtable {
         Memtable {
-            map: SkipMap::new(),
+            map: SkipSet::new(),
             ranges: Mutex::new(Ranges::default()),
             range_count: AtomicUsize::new(0),
             size_bytes: AtomicUsize::new(0),
             max_seq: AtomicU64::new(0),
             wal_number,
+            arena: Arena::default(),
         }
     }
 
@@ -55,10 +150,10 @@ impl Memtable {
     /// Inserts one version. `value` is the value of a put or the 8-byte deletion time of a
     /// tombstone.
     pub fn insert(&self, user_key: &[u8], seq: u64, kind: Kind, value: &[u8]) {
-        let ikey = key::encode(user_key, seq, kind);
-        let charge = ikey.len() + value.len() + ENTRY_OVERHEAD_BYTES;
-        self.map
-            .insert(InternalKey(ikey.into_boxed_slice()), value.into());
+        let trailer = key::trailer(seq, kind).to_le_bytes();
+        let charge = user_key.len() + trailer.len() + value.len() + ENTRY_OVERHEAD_BYTES;
+        let span = self.arena.store([user_key, &trailer], value);
+        self.map.insert(MemEntry(span));
         self.size_bytes.fetch_add(charge, Ordering::Relaxed);
         self.max_seq.fetch_max(seq, Ordering::Relaxed);
     }
@@ -109,7 +204,8 @@ impl Memtable {
             let e = self
                 .map
                 .lower_bound(Bound::Included(InternalKeyRef::new(lookup)))?;
-            let p = key::parse(&e.key().0)?;
+            let e = e.value();
+            let p = key::parse(e.key())?;
             if p.user_key != user_key {
                 return None;
             }
@@ -125,7 +221,7 @@ impl Memtable {
 
     /// Up to `max` entries (encoded internal key, value) in order, starting after `after` (or at
     /// `from` when `after` is `None`).
-    pub fn chunk(&self, from: Bound<&[u8]>, max: usize, out: &mut Vec<OwnedEntry>) {
+    pub fn chunk(&self, from: Bound<&[u8]>, max: usize, out: &mut Chunk) {
         let lower = match from {
             Bound::Included(k) => Bound::Included(InternalKeyRef::new(k)),
             Bound::Excluded(k) => Bound::Excluded(InternalKeyRef::new(k)),
@@ -136,14 +232,14 @@ impl Memtable {
             .range::<InternalKeyRef, _>((lower, Bound::Unbounded))
             .take(max)
         {
-            out.push((e.key().0.clone(), e.value().clone()));
+            out.push(e.value().key(), e.value().value());
         }
     }
 
     /// Calls `f` on every entry in order.
     pub fn for_each(&self, mut f: impl FnMut(&[u8], &[u8])) {
         for e in self.map.iter() {
-            f(&e.key().0, e.value());
+            f(e.value().key(), e.value().value());
         }
     }
 
@@ -163,7 +259,7 @@ impl Memtable {
     }
 
     /// Up to `max` entries before `before` (or the last ones when `None`), in descending order.
-    pub fn chunk_back(&self, before: Option<&[u8]>, max: usize, out: &mut Vec<OwnedEntry>) {
+    pub fn chunk_back(&self, before: Option<&[u8]>, max: usize, out: &mut Chunk) {
         let upper = match before {
             Some(k) => Bound::Excluded(InternalKeyRef::new(k)),
             None => Bound::Unbounded,
@@ -174,7 +270,7 @@ impl Memtable {
             .rev()
             .take(max)
         {
-            out.push((e.key().0.clone(), e.value().clone()));
+            out.push(e.value().key(), e.value().value());
         }
     }
 }
@@ -196,11 +292,15 @@ mod tests {
         assert_eq!(m.get(b"a", 0), None);
         assert_eq!(m.get(b"", 10), None);
         assert_eq!(m.get(b"b", 10), None);
-        let mut out = Vec::new();
+        let mut out = Chunk::default();
         m.chunk(Bound::Unbounded, 10, &mut out);
         assert_eq!(out.len(), 4);
-        assert!(out
-            .windows(2)
-            .all(|w| key::compare(&w[0].0, &w[1].0).is_lt()));
+        assert!((1..out.len()).all(|i| key::compare(out.key(i - 1), out.key(i)).is_lt()));
+        assert_eq!(out.value(0), b"v5");
+        let mut back = Chunk::default();
+        m.chunk_back(None, 2, &mut back);
+        assert_eq!(back.len(), 2);
+        assert_eq!(key::parse(back.key(0)).unwrap().user_key, b"ab");
+        assert_eq!(back.value(0), b"x");
     }
 }
