@@ -53,6 +53,9 @@ struct Args {
     /// `Options::compaction_threads`: compactions on disjoint tables and key ranges run at once.
     #[arg(long, default_value_t = 1)]
     compaction_threads: usize,
+    /// `Options::dynamic_level_bytes`: level targets derived from the last level's size.
+    #[arg(long)]
+    dynamic_levels: bool,
     /// Where the databases go (default: a temporary directory).
     #[arg(long)]
     dir: Option<std::path::PathBuf>,
@@ -206,6 +209,7 @@ fn main() {
         compression_per_level: vec![codec],
         wal_preallocate_bytes: a.wal_preallocate,
         compaction_threads: a.compaction_threads,
+        dynamic_level_bytes: a.dynamic_levels,
         ..Options::default()
     };
     let unsynced = WriteOptions { sync: false };

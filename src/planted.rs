@@ -108,12 +108,15 @@ pub enum Bug {
     /// the same block, so the previous entry's last byte (of its value, or of its trailer if
     /// the value is empty) is overwritten.
     ArenaOverlapsLastEntry,
+    /// A scan's seek into a sorted level opens the first table whose smallest key is at or
+    /// after the target, not the one whose range holds it: the rest of that table is skipped.
+    LevelSeekBySmallest,
 }
 
 impl Bug {
     /// Every planted bug.
     #[cfg_attr(not(feature = "planted-bugs"), allow(dead_code))]
-    pub const ALL: [Bug; 40] = [
+    pub const ALL: [Bug; 41] = [
         Bug::AckBeforeWalSync,
         Bug::RetryFailedFsync,
         Bug::SkipWalSyncAtRotation,
@@ -154,6 +157,7 @@ impl Bug {
         Bug::TombstoneCheckMissesMovedTable,
         Bug::PickClaimedTable,
         Bug::ArenaOverlapsLastEntry,
+        Bug::LevelSeekBySmallest,
     ];
 }
 

@@ -97,6 +97,9 @@ pub struct Stats {
     /// Compactions (moves included) that started while another one ran
     /// (`compaction_threads > 1`).
     pub parallel_compactions: u64,
+    /// Scans and cursors read a sorted level (1 or deeper) one table at a time: how often they
+    /// moved on into the next table, and back into the previous one.
+    pub level_table_steps: [u64; 2],
     /// Milliseconds writers spent stalled (by the engine's clock; `write_stalls` counts them).
     pub write_stall_ms: u64,
     /// Data blocks written compressed since open, and those stored raw although their level
@@ -173,6 +176,7 @@ pub(crate) struct Counters {
     pub checkpoint_tables_copied: AtomicU64,
     pub trivial_moves: AtomicU64,
     pub parallel_compactions: AtomicU64,
+    pub level_table_steps: [AtomicU64; 2],
     pub write_stall_ms: AtomicU64,
     pub blocks_compressed: AtomicU64,
     pub blocks_stored_raw: AtomicU64,

@@ -78,8 +78,8 @@ fn proving_kinds(bug: Bug) -> &'static [FailureKind] {
         Bug::CompactionIgnoresSnapshots => &[WrongRead],
         // A deleted key comes back in a read or after a reopen.
         Bug::IgnoreRangeTombstonesBelowLevel0 => &[WrongRead, NotAPrefix, LostWrite],
-        // A cursor lands on the wrong key after changing direction.
-        Bug::ReverseWithoutRepositioning => &[WrongRead],
+        // A cursor lands on the wrong key after changing direction; a scan misses keys.
+        Bug::ReverseWithoutRepositioning | Bug::LevelSeekBySmallest => &[WrongRead],
         // A young range tombstone missing from the raw view, or what it hid back.
         Bug::DropRangeTombstonesIgnoringGrace => &[RawView, WrongRead, NotAPrefix],
         // The checkpoint lacks acknowledged writes.

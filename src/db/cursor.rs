@@ -13,10 +13,11 @@
 use super::obsolete;
 use super::shared::{Shared, SuperVersion};
 use crate::error::{Error, Result};
-use crate::iter::{MemSource, MergingIter, Source};
+use crate::iter::{LevelIter, MemSource, MergingIter, Source};
 use crate::key::{self, Kind};
 use crate::rangedel::Fragments;
 use crate::sstable::TableIter;
+use crate::stats::Counters;
 use crate::sync::{Arc, Ordering};
 use crate::version::user_range;
 use std::ops::{Bound, RangeBounds};
@@ -133,10 +134,20 @@ impl View {
                 .iter()
                 .map(|m| Source::Mem(MemSource::new(m.clone()))),
         );
+        // Level 0's tables may overlap: each is a source. A deeper level's do not: the level
+        // is one source, which opens one table at a time.
+        let fill = self.fill_cache;
+        let (l0, deeper) = sv.version.levels.split_at(1);
         sources.extend(
-            sv.version
-                .tables()
-                .map(|t| Source::Table(Box::new(TableIter::with_fill(t.clone(), self.fill_cache)))),
+            l0[0]
+                .iter()
+                .map(|t| Source::Table(Box::new(TableIter::with_fill(t.clone(), fill)))),
+        );
+        sources.extend(
+            deeper
+                .iter()
+                .filter(|l| !l.is_empty())
+                .map(|l| Source::Level(Box::new(LevelIter::new(l.clone(), fill)))),
         );
         MergingIter::new(sources)
     }
@@ -483,6 +494,15 @@ impl Cursor {
             }
         }
         Ok(())
+    }
+}
+
+impl Drop for Cursor {
+    fn drop(&mut self) {
+        let [forward, backward] = self.merge.level_steps();
+        let c = &self.purge.0.counters;
+        Counters::add(&c.level_table_steps[0], forward);
+        Counters::add(&c.level_table_steps[1], backward);
     }
 }
 

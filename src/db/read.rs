@@ -115,6 +115,10 @@ pub(crate) fn stats(shared: &Shared) -> Stats {
         versions_kept_for_snapshots: Counters::get(&c.versions_kept_for_snapshots),
         checkpoints: Counters::get(&c.checkpoints),
         trivial_moves: Counters::get(&c.trivial_moves),
+        level_table_steps: [
+            Counters::get(&c.level_table_steps[0]),
+            Counters::get(&c.level_table_steps[1]),
+        ],
         parallel_compactions: Counters::get(&c.parallel_compactions),
         write_stall_ms: Counters::get(&c.write_stall_ms),
         blocks_compressed: Counters::get(&c.blocks_compressed),

@@ -1,6 +1,10 @@
 //! The merging iterator behind scans and cursors: one ordered stream over the memtables and
 //! tables, newest version first for each key, movable in both directions.
 
+mod level;
+
+pub(crate) use level::LevelIter;
+
 use crate::error::Result;
 use crate::filename::wal_name;
 use crate::memtable::{Chunk, Memtable};
@@ -17,6 +21,8 @@ const MEM_CHUNK_ENTRIES: usize = 64;
 pub(crate) enum Source {
     Mem(MemSource),
     Table(Box<TableIter>),
+    /// A sorted level's tables (level 1 or deeper).
+    Level(Box<LevelIter>),
 }
 
 /// A memtable read in chunks: `buf` holds consecutive entries in ascending order.
@@ -109,6 +115,7 @@ impl Source {
                 Some(k) => t.seek(k),
                 None => t.seek_to_first(),
             },
+            Source::Level(l) => l.seek(ikey),
         }
     }
 
@@ -120,6 +127,7 @@ impl Source {
                 Ok(())
             }
             Source::Table(t) => t.seek_to_last(),
+            Source::Level(l) => l.seek_to_last(),
         }
     }
 
@@ -127,6 +135,7 @@ impl Source {
         match self {
             Source::Mem(m) => m.valid,
             Source::Table(t) => t.valid(),
+            Source::Level(l) => l.valid(),
         }
     }
 
@@ -134,6 +143,7 @@ impl Source {
         match self {
             Source::Mem(m) => m.buf.key(m.idx),
             Source::Table(t) => t.key(),
+            Source::Level(l) => l.key(),
         }
     }
 
@@ -141,6 +151,7 @@ impl Source {
         match self {
             Source::Mem(m) => m.buf.value(m.idx),
             Source::Table(t) => t.value(),
+            Source::Level(l) => l.value(),
         }
     }
 
@@ -153,6 +164,7 @@ impl Source {
                 0,
             ),
             Source::Table(t) => t.origin(),
+            Source::Level(l) => l.origin(),
         }
     }
 
@@ -164,6 +176,7 @@ impl Source {
                 Ok(())
             }
             Source::Table(t) => t.advance(),
+            Source::Level(l) => l.advance(),
         }
     }
 
@@ -175,6 +188,7 @@ impl Source {
                 Ok(())
             }
             Source::Table(t) => t.prev(),
+            Source::Level(l) => l.prev(),
         }
     }
 }
@@ -217,6 +231,19 @@ impl MergingIter {
             };
         }
         self.current = best;
+    }
+
+    /// How often its sorted levels moved into their next table and into their previous one.
+    pub fn level_steps(&self) -> [u64; 2] {
+        let mut all = [0; 2];
+        for s in &self.sources {
+            if let Source::Level(l) = s {
+                let [f, b] = l.steps();
+                all[0] += f;
+                all[1] += b;
+            }
+        }
+        all
     }
 
     /// Moves to the first entry `>= ikey` (the first entry if `None`).

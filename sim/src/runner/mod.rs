@@ -65,6 +65,8 @@ pub const PROBES: &[&str] = &[
     "pre-sized WAL grown",
     "tombstone dropped by compaction",
     "tombstone dropped after a trivial move",
+    "scan moved on to a level's next table",
+    "scan moved back to a level's previous table",
 ];
 
 /// What the last close or crash promises about the state a reopen must find.
@@ -334,6 +336,12 @@ impl Runner {
             if st.trivial_moves > 0 {
                 self.probe("tombstone dropped after a trivial move");
             }
+        }
+        if st.level_table_steps[0] > 0 {
+            self.probe("scan moved on to a level's next table");
+        }
+        if st.level_table_steps[1] > 0 {
+            self.probe("scan moved back to a level's previous table");
         }
         if st.blocks_compressed > 0 {
             self.probe("data block compressed");
