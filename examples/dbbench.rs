@@ -6,7 +6,10 @@
 //! cargo run --release --example dbbench -- --num 1000000 \
 //!     --benchmarks fillseq,fillrandom,overwrite,readrandom,readmissing,seekrandom,readseq,fillsync,fillsync_mt8,fsynclimit
 //! ```
-//! `fillrandom` and the benchmarks after it share one database; `fillseq` has its own.
+//! `fillrandom` and the benchmarks after it share one database; `fillseq` has its own. The
+//! database size is that of its live files: the tables of the current version (`Stats::
+//! table_bytes`) and every file that is not a table (WALs, manifest); the outputs of a
+//! compaction still running are not counted (its inputs are, until it finishes).
 //! `fsynclimit` is the disk's limit for synced puts: a loop of small positional writes, each
 //! followed by `fdatasync`, into a file of a fixed size on the same disk.
 //!
@@ -114,14 +117,18 @@ fn peak_rss_mib() -> f64 {
     proc_field("/proc/self/status", "VmHWM:").unwrap_or(0) as f64 / 1024.0
 }
 
-fn dir_bytes(p: &Path) -> u64 {
-    std::fs::read_dir(p)
+/// Bytes of the database's live files: its live tables and every file that is not a table.
+fn live_bytes(db: &Db, p: &Path) -> u64 {
+    let others: u64 = std::fs::read_dir(p)
         .map(|d| {
-            d.filter_map(|e| e.ok()?.metadata().ok())
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.path().extension().is_none_or(|x| x != "sst"))
+                .filter_map(|e| e.metadata().ok())
                 .map(|m| m.len())
                 .sum()
         })
-        .unwrap_or(0)
+        .unwrap_or(0);
+    db.stats().table_bytes + others
 }
 
 /// A latency histogram in nanoseconds (1 ns to 100 s, three significant digits): a few
@@ -182,7 +189,7 @@ impl Run {
             format!("{} ({} ms)", s.write_stalls, s.write_stall_ms)
         });
         let size = match db {
-            Some(_) => format!("{:.1}", dir_bytes(dir) as f64 / (1 << 20) as f64),
+            Some(d) => format!("{:.1}", live_bytes(d, dir) as f64 / (1 << 20) as f64),
             None => "-".into(),
         };
         println!(
