@@ -68,6 +68,10 @@ struct Args {
     /// times). fillsync_mt8 is not drawn.
     #[arg(long, value_name = "PATH")]
     svg: Option<std::path::PathBuf>,
+    /// Print the engine's statistics (per level: bytes written and read) after the last
+    /// benchmark that used the shared database.
+    #[arg(long)]
+    stats: bool,
 }
 
 fn key(i: u64) -> [u8; 16] {
@@ -379,6 +383,9 @@ fn main() {
             }
             other => eprintln!("unknown benchmark {other:?}"),
         }
+    }
+    if let (true, Some(d)) = (a.stats, &db) {
+        print!("{}", d.stats());
     }
     if let Some(path) = &a.svg {
         if charted.is_empty() {

@@ -7,6 +7,7 @@ pub mod builder;
 pub mod cache;
 pub mod compress;
 pub mod format;
+mod index;
 pub mod reader;
 
 pub use builder::TableBuilder;

@@ -5,9 +5,8 @@ use super::block::BlockCursor;
 use super::bloom;
 use super::cache::{Block, BlockCache};
 use super::compress::{self, DecodeError};
-use super::format::{
-    block_crc, get_handle, BlockHandle, Footer, TableMeta, BLOCK_TRAILER_LEN, FOOTER_LEN,
-};
+use super::format::{block_crc, BlockHandle, Footer, TableMeta, BLOCK_TRAILER_LEN, FOOTER_LEN};
+use super::index::BlockIndex;
 use crate::env::{File, Fs};
 use crate::error::{Error, Result};
 use crate::key::{self, Kind};
@@ -18,18 +17,13 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-struct IndexEntry {
-    last_key: Box<[u8]>,
-    handle: BlockHandle,
-}
-
 /// An open table: its index and filter are held in memory, data blocks are read on demand with
 /// positional reads.
 pub struct Table {
     file: Arc<dyn File>,
     path: PathBuf,
     meta: TableMeta,
-    index: Vec<IndexEntry>,
+    index: BlockIndex,
     filter: Vec<u8>,
     range_dels: Fragments,
     older_versions: u64,
@@ -102,7 +96,7 @@ impl Table {
                 number,
                 ..TableMeta::default()
             },
-            index: Vec::new(),
+            index: BlockIndex::default(),
             filter: Vec::new(),
             range_dels: Fragments::default(),
             older_versions: 0,
@@ -137,10 +131,13 @@ impl Table {
         let trailer = BLOCK_TRAILER_LEN as u64;
         // Data blocks end where the range-deletion block (version 2) or the filter begins.
         let data_limit = range_del.map_or(footer.filter.offset, |h| h.offset);
-        t.index = Self::decode_index(&buf, path, data_limit)?;
-        let data_end = t.index.last().map_or(0, |e| {
-            e.handle.offset + e.handle.len + BLOCK_TRAILER_LEN as u64
-        });
+        t.index = BlockIndex::decode(&buf, path, data_limit)?;
+        let data_end = t
+            .index
+            .len()
+            .checked_sub(1)
+            .and_then(|i| t.index.handle(i))
+            .map_or(0, |h| h.offset + h.len + BLOCK_TRAILER_LEN as u64);
         if t.version < 3 {
             t.raw_data_bytes = data_end;
         }
@@ -203,48 +200,6 @@ impl Table {
         Ok(())
     }
 
-    fn decode_index(buf: &[u8], path: &Path, data_limit: u64) -> Result<Vec<IndexEntry>> {
-        let at = data_limit;
-        let corrupt = |reason: String| Error::corruption(path, at, reason);
-        let mut c = BlockCursor::default();
-        c.reset(buf)
-            .map_err(|r| corrupt(format!("index block: {r}")))?;
-        c.seek_to_first(buf)
-            .map_err(|r| corrupt(format!("index block: {r}")))?;
-        let mut out: Vec<IndexEntry> = Vec::new();
-        let mut next_offset = 0u64;
-        while c.valid() {
-            let handle = get_handle(c.value(buf))
-                .ok_or_else(|| corrupt("index entry with a malformed block handle".into()))?;
-            if key::parse(c.key()).is_none() {
-                return Err(corrupt("index entry with a malformed internal key".into()));
-            }
-            if let Some(prev) = out.last() {
-                if key::compare(&prev.last_key, c.key()).is_ge() {
-                    return Err(corrupt("index keys out of order".into()));
-                }
-            }
-            // Data blocks are contiguous from offset 0 and end before the filter block.
-            let end = handle
-                .offset
-                .checked_add(handle.len + BLOCK_TRAILER_LEN as u64);
-            if handle.offset != next_offset || end.is_none_or(|e| e > data_limit) {
-                return Err(corrupt(format!(
-                    "index names a data block at offset {} with length {} outside the data region",
-                    handle.offset, handle.len
-                )));
-            }
-            next_offset = end.unwrap_or(0);
-            out.push(IndexEntry {
-                last_key: c.key().into(),
-                handle,
-            });
-            c.advance(buf)
-                .map_err(|r| corrupt(format!("index block: {r}")))?;
-        }
-        Ok(out)
-    }
-
     /// Reads and checks one block into `buf` (without its trailer).
     fn read_block(&self, h: BlockHandle, buf: &mut Vec<u8>) -> Result<()> {
         if h.len as usize > limits::BLOCK_SIZE_BYTES_MAX {
@@ -302,7 +257,7 @@ impl Table {
 
     /// Where each data block is, in order: offset and stored length (without the trailer).
     pub fn data_blocks(&self) -> impl Iterator<Item = BlockHandle> + '_ {
-        self.index.iter().map(|e| e.handle)
+        self.index.handles()
     }
 
     /// Every entry of the data block at `h` (one of [`Table::data_blocks`]), read, checked and
@@ -371,8 +326,7 @@ impl Table {
 
     /// Index of the first block whose last key is `>= ikey`.
     fn find_block(&self, ikey: &[u8]) -> usize {
-        self.index
-            .partition_point(|e| key::compare(&e.last_key, ikey).is_lt())
+        self.index.find(ikey)
     }
 
     /// The newest version of `user_key` with sequence number at most `seq` (with its sequence
@@ -384,7 +338,7 @@ impl Table {
         }
         with_lookup_key(user_key, seq, |lookup| {
             let i = self.find_block(lookup);
-            let Some(entry) = self.index.get(i) else {
+            let Some(handle) = self.index.handle(i) else {
                 return Ok((None, Probe::Read));
             };
             GET_SCRATCH.with(|s| {
@@ -397,15 +351,15 @@ impl Table {
                 let cached: Block;
                 let buf: &[u8] = match &self.cache {
                     Some(c) => {
-                        cached = self.cached_block(c, entry.handle, true)?;
+                        cached = self.cached_block(c, handle, true)?;
                         &cached
                     }
                     None => {
-                        self.read_data_block(entry.handle, buf, spare)?;
+                        self.read_data_block(handle, buf, spare)?;
                         buf
                     }
                 };
-                let corrupt = |r: String| Error::corruption(&self.path, entry.handle.offset, r);
+                let corrupt = |r: String| Error::corruption(&self.path, handle.offset, r);
                 cursor.reset(buf).map_err(corrupt)?;
                 cursor.seek(buf, lookup, key::compare).map_err(corrupt)?;
                 let found = if cursor.valid() {
@@ -480,10 +434,9 @@ impl TableIter {
     fn load(&mut self, i: usize) -> Result<()> {
         self.block_index = i;
         self.loaded = false;
-        let Some(e) = self.table.index.get(i) else {
+        let Some(h) = self.table.index.handle(i) else {
             return Ok(());
         };
-        let h = e.handle;
         if let Some(c) = &self.table.cache {
             self.block = self.table.cached_block(c, h, self.fill_cache)?;
         } else if let Some(buf) = Arc::get_mut(&mut self.block) {
@@ -507,8 +460,8 @@ impl TableIter {
         let off = self
             .table
             .index
-            .get(self.block_index)
-            .map_or(0, |e| e.handle.offset);
+            .handle(self.block_index)
+            .map_or(0, |h| h.offset);
         (self.table.path.clone(), off)
     }
 
