@@ -56,6 +56,12 @@ struct Args {
     /// `Options::compaction_threads`: compactions on disjoint tables and key ranges run at once.
     #[arg(long, default_value_t = 1)]
     compaction_threads: usize,
+    /// `Options::level1_size_bytes` in MiB (default: the engine's default).
+    #[arg(long)]
+    level1_mib: Option<u64>,
+    /// `Options::table_size_bytes` in MiB (default: the engine's default).
+    #[arg(long)]
+    table_mib: Option<u64>,
     /// `Options::dynamic_level_bytes`: level targets derived from the last level's size.
     #[arg(long)]
     dynamic_levels: bool,
@@ -215,7 +221,10 @@ fn main() {
         "zstd" => Compression::Zstd(3),
         c => panic!("unknown codec {c}: none, lz4 or zstd"),
     };
+    let base = Options::default();
     let opts = Options {
+        level1_size_bytes: a.level1_mib.map_or(base.level1_size_bytes, |m| m << 20),
+        table_size_bytes: a.table_mib.map_or(base.table_size_bytes, |m| m << 20),
         block_cache_bytes: a.cache_bytes,
         compression_per_level: vec![codec],
         wal_preallocate_bytes: a.wal_preallocate,
