@@ -137,14 +137,13 @@ impl View {
         // Level 0's tables may overlap: each is a source. A deeper level's do not: the level
         // is one source, which opens one table at a time.
         let fill = self.fill_cache;
-        let (l0, deeper) = sv.version.levels.split_at(1);
         sources.extend(
-            l0[0]
+            sv.version.levels[0]
                 .iter()
                 .map(|t| Source::Table(Box::new(TableIter::with_fill(t.clone(), fill)))),
         );
         sources.extend(
-            deeper
+            sv.version.levels[1..]
                 .iter()
                 .filter(|l| !l.is_empty())
                 .map(|l| Source::Level(Box::new(LevelIter::new(l.clone(), fill)))),

@@ -74,15 +74,25 @@ impl MemSource {
         self.buf = buf;
     }
 
+    /// Refills after (`forward`) or before entry `i`, whose key is copied first: the refill
+    /// replaces the buffer it lies in.
+    fn refill_from(&mut self, i: usize, forward: bool) {
+        let mut edge = std::mem::take(&mut self.edge);
+        edge.clear();
+        edge.extend_from_slice(self.buf.key(i));
+        if forward {
+            self.fill_forward(Bound::Excluded(&edge));
+        } else {
+            self.fill_backward(Some(&edge));
+        }
+        self.edge = edge;
+    }
+
     fn next(&mut self) {
         if self.idx + 1 < self.buf.len() {
             self.idx += 1;
         } else if self.more_after {
-            let mut last = std::mem::take(&mut self.edge);
-            last.clear();
-            last.extend_from_slice(self.buf.key(self.idx));
-            self.fill_forward(Bound::Excluded(&last));
-            self.edge = last;
+            self.refill_from(self.idx, true);
         } else {
             self.valid = false;
         }
@@ -92,11 +102,7 @@ impl MemSource {
         if self.idx > 0 {
             self.idx -= 1;
         } else if self.more_before {
-            let mut first = std::mem::take(&mut self.edge);
-            first.clear();
-            first.extend_from_slice(self.buf.key(0));
-            self.fill_backward(Some(&first));
-            self.edge = first;
+            self.refill_from(0, false);
         } else {
             self.valid = false;
         }

@@ -53,8 +53,6 @@ struct Blocks {
     blocks: Vec<RawBlock>,
     /// The block being filled (an index into `blocks`) and the bytes of it used.
     current: Option<(usize, usize)>,
-    /// Bytes of every block.
-    reserved: usize,
 }
 
 /// An append-only store of byte strings.
@@ -111,7 +109,6 @@ impl Arena {
         let (block, at) = match b.current {
             _ if n > LARGE_BYTES => {
                 b.blocks.push(RawBlock::new(n.max(1)));
-                b.reserved += n.max(1);
                 (b.blocks.len() - 1, 0)
             }
             Some((i, used)) if used + n <= BLOCK_BYTES => {
@@ -127,7 +124,6 @@ impl Arena {
             }
             _ => {
                 b.blocks.push(RawBlock::new(BLOCK_BYTES));
-                b.reserved += BLOCK_BYTES;
                 let i = b.blocks.len() - 1;
                 b.current = Some((i, n));
                 (i, 0)
@@ -154,10 +150,8 @@ impl Arena {
     /// Bytes of every block the arena holds (used or not).
     #[cfg(test)]
     pub fn reserved_bytes(&self) -> usize {
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .reserved
+        let b = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        b.blocks.iter().map(|b| b.len).sum()
     }
 }
 
