@@ -292,7 +292,9 @@ impl Db {
     pub fn compact(&self) -> Result<()> {
         self.shared.check_writable()?;
         loop {
-            let r = compaction::step(&self.shared);
+            // Waits for a background compaction the one due would clash with, rather than
+            // return while level 0 is still over its trigger.
+            let r = compaction::step_waiting(&self.shared);
             if !self.shared.fail_on_err(r)? {
                 return Ok(());
             }

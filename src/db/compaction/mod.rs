@@ -119,6 +119,35 @@ pub(crate) fn step(shared: &Shared) -> Result<bool> {
     }
 }
 
+/// Runs one compaction if a level is over its target, waiting for running compactions that
+/// the one due would clash with. Returns false only when no compaction is due.
+pub(crate) fn step_waiting(shared: &Shared) -> Result<bool> {
+    let mut running = sync::lock(&shared.compact_mu);
+    loop {
+        shared.check_writable()?;
+        let v = shared.super_version().version.clone();
+        let (picked, due) = {
+            let mut ptrs = sync::lock(&shared.compact_pointers);
+            let picked = pick::pick_where(&v, &shared.opts, &mut ptrs, |c| !c.clashes(&running));
+            // Probed on a copy, so the real pointers move only when a compaction runs.
+            let due = picked.is_some()
+                || pick::pick_where(&v, &shared.opts, &mut ptrs.clone(), |_| true).is_some();
+            (picked, due)
+        };
+        match picked {
+            Some(c) => {
+                if running.len() > 0 {
+                    Counters::add(&shared.counters.parallel_compactions, 1);
+                }
+                run_claimed(shared, running, c, &v)?;
+                return Ok(true);
+            }
+            None if !due => return Ok(false),
+            None => running = sync::wait(&shared.compact_cv, running),
+        }
+    }
+}
+
 /// A compaction free to run: the registry's lock (to claim it under), the compaction, and the
 /// version it was built from.
 type Clear<'a> = (MutexGuard<'a, Running>, Compaction, Arc<Version>);
