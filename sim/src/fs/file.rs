@@ -49,6 +49,10 @@ impl SimFile {
     }
 }
 
+/// Scheduling points an fsync of a file spends before it takes effect (threaded runs).
+#[cfg(shuttle)]
+const SYNC_YIELDS: usize = 16;
+
 impl File for SimFile {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         let table = self.is_table();
@@ -192,8 +196,26 @@ impl File for SimFile {
     }
 
     fn sync(&self) -> io::Result<()> {
+        // An fsync takes time: in threaded runs other threads run meanwhile (appending to this
+        // file, syncing it too), as they would while a disk flushes its cache.
+        #[cfg(shuttle)]
+        for _ in 0..SYNC_YIELDS {
+            shuttle::thread::yield_now();
+        }
+        let wal = self.path.extension().is_some_and(|e| e == "wal");
         self.with("sync", 0, |st, i| {
-            if let Some(mode) = st.faults.sync_failures.pop_front() {
+            let mut failure = st.faults.sync_failures.pop_front();
+            if wal && failure.is_none() {
+                failure = match st.faults.wal_sync_failure.take() {
+                    Some((0, mode)) => Some(mode),
+                    Some((n, mode)) => {
+                        st.faults.wal_sync_failure = Some((n - 1, mode));
+                        None
+                    }
+                    None => None,
+                };
+            }
+            if let Some(mode) = failure {
                 let f = st.files.get_mut(&i).expect("checked");
                 if mode == SyncFailure::DropPages && f.data.len() > f.durable_len {
                     f.phantom.push((f.durable_len, f.data.len()));

@@ -110,6 +110,8 @@ struct Faults {
     die_at_sync: Option<u64>,
     dead: bool,
     sync_failures: VecDeque<SyncFailure>,
+    /// A WAL fsync that fails: after this many WAL fsyncs succeeded, the next one fails.
+    wal_sync_failure: Option<(u64, SyncFailure)>,
     /// Failures only the next directory fsyncs take.
     dir_sync_failures: VecDeque<SyncFailure>,
     /// Pending append failures: `Some(n)` writes a prefix of `n` bytes first (a short write).
@@ -389,6 +391,12 @@ impl SimFs {
     /// The next `sync` of a file fails with EIO, treating its dirty pages as `mode` says.
     pub fn fail_next_sync(&self, mode: SyncFailure) {
         self.lock().faults.sync_failures.push_back(mode);
+    }
+
+    /// After `after` fsyncs of WAL files succeed, the next one fails with EIO, treating its
+    /// dirty pages as `mode` says (other files' fsyncs are not counted).
+    pub fn fail_wal_sync(&self, after: u64, mode: SyncFailure) {
+        self.lock().faults.wal_sync_failure = Some((after, mode));
     }
 
     /// The next `sync_dir` fails with EIO (file syncs before it succeed).

@@ -87,6 +87,8 @@ struct Plan {
     /// The machine dies at this filesystem call (power loss if `power`), if any.
     crash_at: Option<(u64, bool)>,
     sync_failure: Option<SyncFailure>,
+    /// A WAL fsync fails after this many succeeded (one that may overlap another group's).
+    wal_sync_failure: Option<(u64, SyncFailure)>,
     /// The next append fails after writing this many bytes.
     append_failure: Option<usize>,
     /// Only this many bytes fit on the disk (from the first client write on).
@@ -131,7 +133,12 @@ fn plan(seed: u64) -> Plan {
         opts.level_size_multiplier = 2;
         opts.table_size_bytes = 1 << 10;
     }
+    let wal_sync_failure = (below(5) == 0).then(|| {
+        let mode = [SyncFailure::KeepPages, SyncFailure::DropPages][below(2) as usize];
+        (below(40), mode)
+    });
     Plan {
+        wal_sync_failure,
         flip_after_yields,
         append_failure,
         quota_bytes,
@@ -146,8 +153,11 @@ fn plan(seed: u64) -> Plan {
 
 /// Runs threaded seed `seed`: `Ok` with what it did, or the contract violation.
 pub fn run_threaded_seed(seed: u64) -> Result<ThreadedSummary, String> {
-    under_scheduler(seed, move || run_once(seed))
-        .unwrap_or_else(|| Err(format!("threaded seed {seed}: the run did not finish")))
+    run_with(
+        shuttle::scheduler::RandomScheduler::new_from_seed(seed, 1),
+        move || run_once(seed),
+    )
+    .unwrap_or_else(|why| Err(format!("threaded seed {seed}: {why}")))
 }
 
 /// Runs a threaded run whose plan and client operations come from the first 8 bytes of `data`
@@ -159,11 +169,8 @@ pub fn run_threaded_bytes(data: &[u8]) -> Result<ThreadedSummary, String> {
     head[..n].copy_from_slice(&data[..n]);
     let seed = u64::from_le_bytes(head);
     let scheduler = schedule::BytesScheduler::new(data.get(8..).unwrap_or(&[]).to_vec(), seed);
-    run_with(scheduler, move || run_once(seed)).unwrap_or_else(|| {
-        Err(format!(
-            "threaded bytes (seed {seed}): the run did not finish"
-        ))
-    })
+    run_with(scheduler, move || run_once(seed))
+        .unwrap_or_else(|why| Err(format!("threaded bytes (seed {seed}): {why}")))
 }
 
 /// Runs `f` once under shuttle's random scheduler seeded with `seed` (under `--cfg shuttle`
@@ -176,25 +183,37 @@ pub fn under_scheduler<T: Send + 'static>(
         shuttle::scheduler::RandomScheduler::new_from_seed(seed, 1),
         f,
     )
+    .ok()
 }
 
-/// Runs `f` once under `scheduler`.
+/// Runs `f` once under `scheduler`. Fails if the run did not finish: a deadlock (every thread
+/// blocked), a panic, or too many steps (shuttle's message says which).
 fn run_with<T: Send + 'static>(
     scheduler: impl shuttle::scheduler::Scheduler + 'static,
     f: impl Fn() -> T + Send + Sync + 'static,
-) -> Option<T> {
+) -> Result<T, String> {
     let out: Arc<Mutex<Option<T>>> = Arc::new(Mutex::new(None));
     let slot = out.clone();
     let mut config = shuttle::Config::new();
     config.stack_size = 4 << 20;
     config.silence_warnings = true;
     config.max_steps = shuttle::MaxSteps::FailAfter(20_000_000);
-    shuttle::Runner::new(scheduler, config).run(move || {
-        let r = f();
-        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-    });
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        shuttle::Runner::new(scheduler, config).run(move || {
+            let r = f();
+            *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+        })
+    }));
+    if let Err(payload) = ran {
+        let why = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "a panic".into());
+        return Err(format!("the run did not finish: {why}"));
+    }
     let r = out.lock().unwrap_or_else(|e| e.into_inner()).take();
-    r
+    r.ok_or_else(|| "the run did not finish".into())
 }
 
 /// One run, inside the scheduler.
@@ -213,6 +232,9 @@ fn run_once(seed: u64) -> Result<ThreadedSummary, String> {
     }
     if let Some(mode) = plan.sync_failure {
         world.fs.fail_next_sync(mode);
+    }
+    if let Some((after, mode)) = plan.wal_sync_failure {
+        world.fs.fail_wal_sync(after, mode);
     }
     if let Some(prefix) = plan.append_failure {
         world.fs.fail_next_append(Some(prefix));
@@ -258,9 +280,14 @@ fn run_once(seed: u64) -> Result<ThreadedSummary, String> {
         } else {
             "crash point: process crash"
         }
-    } else if closed.is_ok() && plan.power_loss_after_close {
+    } else if plan.power_loss_after_close {
+        // Even after a failed close: what a synced write was promised must survive it.
         crash(&world, seed, true);
-        "power loss after close"
+        if closed.is_ok() {
+            "power loss after close"
+        } else {
+            "power loss after a failed close"
+        }
     } else {
         "clean close"
     };
