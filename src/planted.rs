@@ -108,6 +108,9 @@ pub enum Bug {
     /// the same block, so the previous entry's last byte (of its value, or of its trailer if
     /// the value is empty) is overwritten.
     ArenaOverlapsLastEntry,
+    /// A group-commit leader gives up the lead without waking the writer at the head of the
+    /// queue: the writes queued during its group wait for a leader forever.
+    LeadHandOffLost,
     /// A scan's seek into a sorted level opens the first table whose smallest key is at or
     /// after the target, not the one whose range holds it: the rest of that table is skipped.
     LevelSeekBySmallest,
@@ -116,7 +119,7 @@ pub enum Bug {
 impl Bug {
     /// Every planted bug.
     #[cfg_attr(not(feature = "planted-bugs"), allow(dead_code))]
-    pub const ALL: [Bug; 41] = [
+    pub const ALL: [Bug; 42] = [
         Bug::AckBeforeWalSync,
         Bug::RetryFailedFsync,
         Bug::SkipWalSyncAtRotation,
@@ -158,6 +161,7 @@ impl Bug {
         Bug::PickClaimedTable,
         Bug::ArenaOverlapsLastEntry,
         Bug::LevelSeekBySmallest,
+        Bug::LeadHandOffLost,
     ];
 }
 

@@ -25,7 +25,11 @@ fn bound(bug: Bug) -> u64 {
 /// Bugs only threads reach (a flush that runs while a compaction does): the threaded seeds
 /// find them (`sim/tests/threaded.rs`, built with `--cfg shuttle`), the single-threaded ones
 /// cannot, so they are not run here.
-const THREADED_ONLY: [Bug; 2] = [Bug::InstallOnStaleVersion, Bug::PickClaimedTable];
+const THREADED_ONLY: [Bug; 3] = [
+    Bug::InstallOnStaleVersion,
+    Bug::PickClaimedTable,
+    Bug::LeadHandOffLost,
+];
 
 /// The failure kinds that prove `bug`: what its first failing seed must report.
 fn proving_kinds(bug: Bug) -> &'static [FailureKind] {
@@ -73,7 +77,7 @@ fn proving_kinds(bug: Bug) -> &'static [FailureKind] {
         // A flushed table forgotten by the version: its writes vanish, or its file is an orphan.
         Bug::InstallOnStaleVersion => &[LostWrite, WrongRead, NotAPrefix, TableFiles],
         // Found by threaded seeds (`sim/tests/threaded.rs`), whose failures have no kind.
-        Bug::PickClaimedTable => &[],
+        Bug::PickClaimedTable | Bug::LeadHandOffLost => &[],
         // A snapshot (or a cursor over one) reads the wrong version.
         Bug::CompactionIgnoresSnapshots => &[WrongRead],
         // A deleted key comes back in a read or after a reopen.

@@ -80,6 +80,7 @@ fn threaded_seeds_find_the_concurrency_plants() {
         Bug::SkipReadChecksum,
         Bug::SkipWalSyncAtRotation,
         Bug::PickClaimedTable,
+        Bug::LeadHandOffLost,
     ] {
         plant(Some(bug));
         let found = (0..500).find(|&s| run_threaded_seed(s).is_err());

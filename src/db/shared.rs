@@ -5,7 +5,8 @@
 //! Locks are taken only in this order (a lock may be taken while holding one from an earlier
 //! rank, never the reverse), and no lock of the same rank is held with another of that rank:
 //!
-//! 1. `queue` — the group-commit queue. Never held while taking any other lock.
+//! 1. `queue` — the group-commit queue. Never held while taking any other lock but a
+//!    writer's `Slot` (a leaf), to hand it the turn to lead.
 //! 2. `wal`, `flush_mu`, `compact_mu` — the group-commit leader (and `sync`, `flush`'s
 //!    rotation, `close`), one flush, and the registry of running compactions (held only while
 //!    one is picked and claimed, or released; the compactions themselves run outside it, as
@@ -13,8 +14,9 @@
 //!    flush never waits for the WAL and a compaction never waits for a flush.
 //! 3. `manifest`, `compact_pointers`.
 //! 4. `bg` — the background flags; `bg_cv` and `progress` wait on it.
-//! 5. `sv`, `obsolete`, `read_only`, `snapshots`, a memtable's `ranges` — leaves: nothing is
-//!    taken while one is held.
+//! 5. `sv`, `obsolete`, `read_only`, `snapshots`, a memtable's `ranges`, a writer's `Slot` —
+//!    leaves: nothing is taken while one is held. A writer waits on its slot's condition
+//!    variable holding nothing else.
 //!
 //! Waiting: a writer waits on `progress` (holding `wal`; the wait releases `bg`) for a flush or compaction to
 //! make room; the work it waits for takes only `flush_mu` or `compact_mu` and ranks after them,
@@ -60,6 +62,24 @@ pub(crate) struct Pending {
     pub id: u64,
     pub batch: WriteBatch,
     pub sync: bool,
+    /// Where its writer waits: for its outcome, or for its turn to lead.
+    pub slot: Arc<Slot>,
+}
+
+/// One writing call's mailbox: the leader posts outcomes here and wakes only this writer, so
+/// a group's end wakes its members alone and they never contend for the queue.
+#[derive(Default)]
+pub(crate) struct Slot {
+    pub state: Mutex<SlotState>,
+    pub cv: Condvar,
+}
+
+#[derive(Default)]
+pub(crate) struct SlotState {
+    /// Outcomes posted, by write id.
+    pub done: BTreeMap<u64, Result<()>>,
+    /// Set when leadership came free with this writer's write at the head of the queue.
+    pub turn: bool,
 }
 
 /// The group-commit queue: writes wait here for a leader to commit them.
@@ -67,8 +87,6 @@ pub(crate) struct Pending {
 pub(crate) struct WriteQueue {
     pub next_id: u64,
     pub queue: VecDeque<Pending>,
-    /// Outcomes for followers, by write id.
-    pub done: BTreeMap<u64, Result<()>>,
     pub leader_active: bool,
 }
 
@@ -91,7 +109,6 @@ pub(crate) struct Shared {
     sv: RwLock<Arc<SuperVersion>>,
     pub wal: Mutex<WalState>,
     pub queue: Mutex<WriteQueue>,
-    pub queue_cv: Condvar,
     /// Serializes flushes.
     pub flush_mu: Mutex<()>,
     /// The compactions running (their claims on tables and key ranges); `compact_cv` wakes a
@@ -145,7 +162,6 @@ impl Shared {
             sv: RwLock::new(Arc::new(p.sv)),
             wal: Mutex::new(p.wal),
             queue: Mutex::new(WriteQueue::default()),
-            queue_cv: Condvar::new(),
             flush_mu: Mutex::new(()),
             compact_mu: Mutex::new(Running::default()),
             compact_cv: Condvar::new(),
