@@ -6,8 +6,9 @@
 //! outcome in that writer's own mailbox, waking it alone; then it wakes the writer now at the
 //! head to lead the next group. (One condition variable for all writers woke every waiter at
 //! each group's end: measured with `examples/dbbench`, 8 synced writers made 57k context
-//! switches per 20k writes against 33k now, and ran 1.2x faster.) Rotation only queues work (a new memtable and WAL; the flush runs elsewhere), so
-//! no flush or compaction ever runs while the WAL lock is held.
+//! switches per 20k writes against 33k now, and ran 1.2x faster.) Rotation only queues work
+//! (a new memtable and WAL; the flush runs elsewhere), so no flush or compaction ever runs
+//! while the WAL lock is held.
 
 use super::background;
 use super::shared::{Pending, Shared, Slot, WalState, WriteQueue};
