@@ -98,40 +98,29 @@ fn run_claimed(
 /// (`compaction_threads > 1` runs them at once on disjoint tables and key ranges). Returns
 /// whether it did.
 pub(crate) fn step(shared: &Shared) -> Result<bool> {
-    let running = sync::lock(&shared.compact_mu);
-    shared.check_writable()?;
-    let v = shared.super_version().version.clone();
-    let picked = {
-        let mut ptrs = sync::lock(&shared.compact_pointers);
-        pick::pick_where(&v, &shared.opts, &mut ptrs, |c| {
-            planted::active(Bug::PickClaimedTable) || !c.clashes(&running)
-        })
-    };
-    match picked {
-        Some(c) => {
-            if running.len() > 0 {
-                Counters::add(&shared.counters.parallel_compactions, 1);
-            }
-            run_claimed(shared, running, c, &v)?;
-            Ok(true)
-        }
-        None => Ok(false),
-    }
+    step_with(shared, false)
 }
 
 /// Runs one compaction if a level is over its target, waiting for running compactions that
 /// the one due would clash with. Returns false only when no compaction is due.
 pub(crate) fn step_waiting(shared: &Shared) -> Result<bool> {
+    step_with(shared, true)
+}
+
+fn step_with(shared: &Shared, wait: bool) -> Result<bool> {
     let mut running = sync::lock(&shared.compact_mu);
     loop {
         shared.check_writable()?;
         let v = shared.super_version().version.clone();
         let (picked, due) = {
             let mut ptrs = sync::lock(&shared.compact_pointers);
-            let picked = pick::pick_where(&v, &shared.opts, &mut ptrs, |c| !c.clashes(&running));
+            let picked = pick::pick_where(&v, &shared.opts, &mut ptrs, |c| {
+                planted::active(Bug::PickClaimedTable) || !c.clashes(&running)
+            });
             // Probed on a copy, so the real pointers move only when a compaction runs.
             let due = picked.is_some()
-                || pick::pick_where(&v, &shared.opts, &mut ptrs.clone(), |_| true).is_some();
+                || (wait
+                    && pick::pick_where(&v, &shared.opts, &mut ptrs.clone(), |_| true).is_some());
             (picked, due)
         };
         match picked {
