@@ -8,7 +8,11 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How long [`StdFs`]'s `lock` retries a lock that looks held (see there), and how often.
+const LOCK_RETRY_TOTAL: Duration = Duration::from_millis(200);
+const LOCK_RETRY_STEP: Duration = Duration::from_millis(5);
 
 /// `std::fs` on the local filesystem. Unix only (positional reads, directory fsync).
 #[derive(Debug, Default, Clone, Copy)]
@@ -145,13 +149,30 @@ impl Fs for StdFs {
             .open(path)?;
         // flock(2) semantics: a second open file description conflicts even within this
         // process, so a second `Db::open` of the same directory fails here.
-        match file.try_lock() {
-            Ok(()) => Ok(Box::new(StdLock { _file: file })),
-            Err(fs::TryLockError::WouldBlock) => Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                "lock held by another open database",
-            )),
-            Err(fs::TryLockError::Error(e)) => Err(e),
+        //
+        // A lock just released can still look held for a moment: a process forked by another
+        // thread of the holder (to run a command) shares the holder's open file description
+        // until its exec closes it (the file is close-on-exec). So a refusal is retried for up
+        // to `LOCK_RETRY_TOTAL` before it is reported; a lock held by an open `Db` stays held.
+        let mut waited = Duration::ZERO;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Box::new(StdLock { _file: file })),
+                Err(fs::TryLockError::WouldBlock) if waited < LOCK_RETRY_TOTAL => {
+                    std::thread::sleep(LOCK_RETRY_STEP);
+                    waited += LOCK_RETRY_STEP;
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WouldBlock,
+                        format!(
+                            "lock held by another open database (still held after {} ms)",
+                            LOCK_RETRY_TOTAL.as_millis()
+                        ),
+                    ))
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(e),
+            }
         }
     }
 }
