@@ -10,6 +10,8 @@
 //! database size is that of its live files: the tables of the current version (`Stats::
 //! table_bytes`) and every file that is not a table (WALs, manifest); the outputs of a
 //! compaction still running are not counted (its inputs are, until it finishes).
+//! `compact` (not in the default list) compacts the shared database's whole key range into its
+//! last level and prints the time it took (as one operation), what it wrote and the size after.
 //! `fsynclimit` is the disk's limit for synced puts: a loop of small positional writes, each
 //! followed by `fdatasync`, into a file of a fixed size on the same disk.
 //!
@@ -32,7 +34,8 @@ struct Args {
     /// Keys per benchmark.
     #[arg(long, default_value_t = 1_000_000)]
     num: u64,
-    /// Comma-separated benchmarks, run in order.
+    /// Comma-separated benchmarks, run in order (also `compact`: the whole key range into the
+    /// last level).
     #[arg(
         long,
         default_value = "fillseq,fillrandom,overwrite,readrandom,readmissing,seekrandom,readseq,fillsync,fillsync_mt8,fsynclimit"
@@ -285,6 +288,15 @@ fn main() {
                 });
                 charted.extend(s.map(|s| s.finish(&d, n)));
                 d.flush().unwrap();
+                r.print(b, Some(&d), &main_dir);
+            }
+            "compact" => {
+                let d = open(&mut db);
+                let mut r = Run::time(1, 0, None, |_| {
+                    d.compact_range::<&[u8], _>(..).unwrap();
+                });
+                // Per user byte of the keys the database holds (`--num` of them).
+                r.user_bytes = n * (16 + vs as u64);
                 r.print(b, Some(&d), &main_dir);
             }
             "readrandom" | "readmissing" => {

@@ -225,16 +225,6 @@ fn run_merge(c: &Case) -> Vec<String> {
         s.split(',').map(|n| n.parse().expect("number")).collect()
     });
     let no_ranges = crate::rangedel::Fragments::default();
-    let mut merge = Merge::new(
-        Rule {
-            version: &v,
-            output_level: num("output") as usize,
-            now_ms: num("now"),
-            grace_ms: num("grace"),
-        },
-        &snapshots,
-        &no_ranges,
-    );
     let mut entries: Vec<(Vec<u8>, Vec<u8>)> = c
         .input
         .iter()
@@ -242,6 +232,26 @@ fn run_merge(c: &Case) -> Vec<String> {
         .flat_map(|l| l.split_whitespace().map(entry))
         .collect();
     entries.sort_by(|a, b| key::compare(&a.0, &b.0));
+    let output_level = num("output") as usize;
+    // The compaction's key span is that of its entries, as the engine's is its inputs'.
+    let user_keys = || {
+        entries
+            .iter()
+            .map(|e| key::parse(&e.0).expect("well-formed").user_key)
+    };
+    let lo = user_keys().min().unwrap_or_default();
+    let hi = user_keys().max().unwrap_or_default();
+    let mut merge = Merge::new(
+        Rule {
+            version: &v,
+            output_level,
+            now_ms: num("now"),
+            grace_ms: num("grace"),
+            bottom: v.nothing_deeper(output_level, lo, hi),
+        },
+        &snapshots,
+        &no_ranges,
+    );
     let mut out = Vec::new();
     let mut emit = |k: &[u8], v: &[u8]| {
         out.push(show_entry(k, v));
@@ -254,6 +264,7 @@ fn run_merge(c: &Case) -> Vec<String> {
     }
     let merge = merge.finish(&mut emit).expect("finish");
     out.push(format!("tombstones dropped: {}", merge.tombstones_dropped));
+    out.push(format!("sequence numbers zeroed: {}", merge.seqs_zeroed));
     out
 }
 

@@ -114,12 +114,21 @@ pub enum Bug {
     /// A scan's seek into a sorted level opens the first table whose smallest key is at or
     /// after the target, not the one whose range holds it: the rest of that table is skipped.
     LevelSeekBySmallest,
+    /// Compaction sets a bottom value's sequence number to 0 even where a range tombstone of
+    /// its inputs covers the key: a cover older than the value then hides it.
+    ZeroSeqUnderRangeTombstone,
+    /// Compaction sets a bottom value's sequence number to 0 even when a live snapshot does
+    /// not see it: the snapshot reads a value written after it was taken.
+    ZeroSeqSeenBySnapshot,
+    /// Compaction sets values' sequence numbers to 0 at any level, though older versions of
+    /// their keys may lie deeper: a merge across levels then takes the older for the newer.
+    ZeroSeqAboveDeeperLevel,
 }
 
 impl Bug {
     /// Every planted bug.
     #[cfg_attr(not(feature = "planted-bugs"), allow(dead_code))]
-    pub const ALL: [Bug; 42] = [
+    pub const ALL: [Bug; 45] = [
         Bug::AckBeforeWalSync,
         Bug::RetryFailedFsync,
         Bug::SkipWalSyncAtRotation,
@@ -162,6 +171,9 @@ impl Bug {
         Bug::ArenaOverlapsLastEntry,
         Bug::LevelSeekBySmallest,
         Bug::LeadHandOffLost,
+        Bug::ZeroSeqUnderRangeTombstone,
+        Bug::ZeroSeqSeenBySnapshot,
+        Bug::ZeroSeqAboveDeeperLevel,
     ];
 }
 

@@ -75,6 +75,9 @@ pub struct Stats {
     pub range_tombstones_dropped: u64,
     /// Versions compaction and flush kept only because a live snapshot can see them.
     pub versions_kept_for_snapshots: u64,
+    /// Values compaction wrote at the bottom with sequence number 0 (no older version can lie
+    /// below them and every live snapshot sees them; zeros compress away).
+    pub seqs_zeroed: u64,
     /// Live [`crate::Snapshot`]s.
     pub live_snapshots: usize,
     /// Sequence number of the oldest live snapshot.
@@ -171,6 +174,7 @@ pub(crate) struct Counters {
     pub bytes_reclaimed: AtomicU64,
     pub range_tombstones_dropped: AtomicU64,
     pub versions_kept_for_snapshots: AtomicU64,
+    pub seqs_zeroed: AtomicU64,
     pub checkpoints: AtomicU64,
     pub checkpoint_tables_linked: AtomicU64,
     pub checkpoint_tables_copied: AtomicU64,

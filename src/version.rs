@@ -173,6 +173,13 @@ impl<T: TableInfo> Version<T> {
         })
     }
 
+    /// True if no level deeper than `level` has a table whose user-key range meets
+    /// `[lo, hi]` (both included): nothing older than what a compaction over that span writes
+    /// can lie below its output.
+    pub fn nothing_deeper(&self, level: usize, lo: &[u8], hi: &[u8]) -> bool {
+        (level + 1..NUM_LEVELS).all(|l| self.overlapping(l, Some(lo), Some(hi)).is_empty())
+    }
+
     /// The deepest level holding any table (0 if none).
     pub fn deepest_level(&self) -> usize {
         self.levels.iter().rposition(|l| !l.is_empty()).unwrap_or(0)

@@ -300,3 +300,49 @@ fn background_threads_keep_level_0_bounded_under_heavy_writes() {
     }
     assert_eq!(db.iter().count(), 6000);
 }
+
+/// At the bottom, compaction writes values every snapshot sees with sequence number 0, but not
+/// a value an older range tombstone of its table covers (the tombstone would hide it), nor a
+/// version a live snapshot does not see (it would read it).
+#[test]
+fn bottom_values_lose_their_sequence_numbers_and_stay_right() {
+    on_both(|c| {
+        let db = c.open(compacting(c)).unwrap();
+        for i in 0..600 {
+            db.put(key(i), value(i, 0)).unwrap();
+        }
+        let snap = db.snapshot();
+        for i in 0..300 {
+            db.put(key(i), value(i, 1)).unwrap();
+        }
+        db.delete_range(key(100)..key(200)).unwrap();
+        db.put(key(150), value(150, 2)).unwrap();
+        db.flush().unwrap();
+        db.compact_range::<&[u8], _>(..).unwrap();
+        let s = db.stats();
+        assert!(s.seqs_zeroed > 0, "{s:?}");
+        let check = |db: &Db| {
+            assert_eq!(db.get(key(150)).unwrap(), Some(value(150, 2)));
+            assert_eq!(db.get(key(120)).unwrap(), None);
+            assert_eq!(db.get(key(250)).unwrap(), Some(value(250, 1)));
+            assert_eq!(db.get(key(450)).unwrap(), Some(value(450, 0)));
+            let all: Vec<_> = db.iter().map(|e| e.unwrap().0).collect();
+            assert_eq!(
+                all.len(),
+                600 - 99,
+                "the range delete hides 100..200 but 150"
+            );
+        };
+        check(&db);
+        assert_eq!(snap.get(key(120)).unwrap(), Some(value(120, 0)));
+        assert_eq!(snap.get(key(250)).unwrap(), Some(value(250, 0)));
+        assert_eq!(snap.iter().count(), 600);
+        drop(snap);
+        db.compact_range::<&[u8], _>(..).unwrap();
+        check(&db);
+        db.close().unwrap();
+        let db = c.open(compacting(c)).unwrap();
+        check(&db);
+        db.close().unwrap();
+    });
+}

@@ -115,6 +115,12 @@ fn proving_kinds(bug: Bug) -> &'static [FailureKind] {
         Bug::RawBlockMarkedCompressed => &[UnexpectedError, WrongRead, RawView, LostWrite],
         // Records past the zeros: recovery ends before them.
         Bug::WalOffsetFromFileLength => &[LostWrite, NotAPrefix, Checkpoint],
+        // A value hidden by an older range tombstone of its table; a snapshot reading a value
+        // newer than itself; an older version deeper taken for the newer one.
+        Bug::ZeroSeqUnderRangeTombstone | Bug::ZeroSeqAboveDeeperLevel => {
+            &[WrongRead, RawView, NotAPrefix, LostWrite]
+        }
+        Bug::ZeroSeqSeenBySnapshot => &[WrongRead, UnexpectedError],
         // An older version below a dropped tombstone comes back.
         Bug::TombstoneCheckMissesMovedTable => &[WrongRead, RawView, NotAPrefix, LostWrite],
         Bug::CheckpointMissesWalTail

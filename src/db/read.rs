@@ -76,10 +76,10 @@ fn candidates<'a>(
 }
 
 /// The value a version found at sequence `s` gives, if no range tombstone newer than it (at
-/// `covered`) deletes it.
+/// `covered`, 0 for none) deletes it. `s` may be 0: a value compaction wrote at the bottom.
 fn resolve(s: u64, f: Found<Vec<u8>>, covered: u64) -> Option<Vec<u8>> {
     match f {
-        Found::Value(v) if covered < s => Some(v),
+        Found::Value(v) if covered <= s => Some(v),
         _ => None,
     }
 }
@@ -113,6 +113,7 @@ pub(crate) fn stats(shared: &Shared) -> Stats {
         obsolete_tables_pending: sync::lock(&shared.obsolete).len(),
         range_tombstones_dropped: Counters::get(&c.range_tombstones_dropped),
         versions_kept_for_snapshots: Counters::get(&c.versions_kept_for_snapshots),
+        seqs_zeroed: Counters::get(&c.seqs_zeroed),
         checkpoints: Counters::get(&c.checkpoints),
         trivial_moves: Counters::get(&c.trivial_moves),
         level_table_steps: [

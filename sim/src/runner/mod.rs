@@ -67,6 +67,9 @@ pub const PROBES: &[&str] = &[
     "tombstone dropped after a trivial move",
     "scan moved on to a level's next table",
     "scan moved back to a level's previous table",
+    "sequence numbers zeroed at the bottom",
+    "sequence numbers zeroed beside range tombstones in tables",
+    "snapshot read after sequence numbers were zeroed",
 ];
 
 /// What the last close or crash promises about the state a reopen must find.
@@ -335,6 +338,12 @@ impl Runner {
             self.probe("tombstone dropped by compaction");
             if st.trivial_moves > 0 {
                 self.probe("tombstone dropped after a trivial move");
+            }
+        }
+        if st.seqs_zeroed > 0 {
+            self.probe("sequence numbers zeroed at the bottom");
+            if st.table_range_tombstones > 0 {
+                self.probe("sequence numbers zeroed beside range tombstones in tables");
             }
         }
         if st.level_table_steps[0] > 0 {

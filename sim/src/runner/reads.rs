@@ -271,6 +271,9 @@ impl Runner {
         if st.compactions > 0 {
             self.probe("snapshot read after a compaction");
         }
+        if st.seqs_zeroed > 0 {
+            self.probe("snapshot read after sequence numbers were zeroed");
+        }
         let i = which as usize % self.snaps.len();
         let (snap, want) = &self.snaps[i];
         let fwd: Result<Entries, Error> = snap.iter().collect();

@@ -94,6 +94,7 @@ pub(super) fn install(
         &counters.versions_kept_for_snapshots,
         outcome.kept_for_snapshots,
     );
+    Counters::add(&counters.seqs_zeroed, outcome.seqs_zeroed);
     Counters::add(
         &counters.bytes_reclaimed,
         outcome.input_bytes.saturating_sub(outcome.output_bytes),

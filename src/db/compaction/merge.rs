@@ -5,6 +5,12 @@
 //! least `tombstone_grace` ago by the engine's clock, no level deeper than the output can hold
 //! an older version of a key it hides, *and* no live snapshot can see what it hides. Anything
 //! less lets deleted data come back.
+//!
+//! At the bottom (no deeper level holds a table over the compaction's key span) a value that
+//! every live snapshot sees has its sequence number set to 0, as RocksDB does: nothing older
+//! can lie below it, so no reader needs the number, and a run of zero bytes compresses away.
+//! Not where a range tombstone of the inputs covers the key: a cover older than the value
+//! would then hide it.
 //! (Text cases: `tests/testdata/tombstone_rule.txt`.)
 
 use crate::db::flush::snapshot_stripe;
@@ -22,6 +28,9 @@ pub struct Rule<'a, T> {
     pub output_level: usize,
     pub now_ms: u64,
     pub grace_ms: u64,
+    /// No level deeper than the output holds a table over the compaction's key span
+    /// ([`Version::nothing_deeper`]): values every snapshot sees lose their sequence numbers.
+    pub bottom: bool,
 }
 
 impl<T: TableInfo> Rule<'_, T> {
@@ -64,6 +73,10 @@ pub struct Merge<'a, T> {
     pub tombstones_dropped: u64,
     pub covered_dropped: u64,
     pub kept_for_snapshots: u64,
+    /// Values written with sequence number 0 (see the module comment).
+    pub seqs_zeroed: u64,
+    /// The internal key of a value whose sequence number is zeroed.
+    zeroed_key: Vec<u8>,
 }
 
 impl<'a, T: TableInfo> Merge<'a, T> {
@@ -79,6 +92,8 @@ impl<'a, T: TableInfo> Merge<'a, T> {
             tombstones_dropped: 0,
             covered_dropped: 0,
             kept_for_snapshots: 0,
+            seqs_zeroed: 0,
+            zeroed_key: Vec::new(),
         }
     }
 
@@ -141,7 +156,8 @@ impl<'a, T: TableInfo> Merge<'a, T> {
             }
         }
         // Covered by a newer range tombstone that the same snapshots see: gone for all of them.
-        if let Some(f) = self.ranges.fragment_at(p.user_key) {
+        let fragment = self.ranges.fragment_at(p.user_key);
+        if let Some(f) = fragment {
             let oldest_newer = f.covers.iter().rev().find(|c| c.seq > p.seq);
             if oldest_newer.is_some_and(|c| self.stripe(c.seq) == stripe) {
                 self.covered_dropped += 1;
@@ -161,6 +177,15 @@ impl<'a, T: TableInfo> Merge<'a, T> {
         if self.prefer_older {
             self.pending = Some((ikey.to_vec(), value.to_vec()));
             return Ok(());
+        }
+        let bottom = self.rule.bottom || planted::active(Bug::ZeroSeqAboveDeeperLevel);
+        let seen_by_all = stripe == 0 || planted::active(Bug::ZeroSeqSeenBySnapshot);
+        let uncovered = fragment.is_none() || planted::active(Bug::ZeroSeqUnderRangeTombstone);
+        if p.kind == Kind::Put && p.seq != 0 && bottom && seen_by_all && uncovered {
+            self.seqs_zeroed += 1;
+            self.zeroed_key.clear();
+            key::encode_into(&mut self.zeroed_key, p.user_key, 0, Kind::Put);
+            return emit(&self.zeroed_key, value);
         }
         emit(ikey, value)
     }

@@ -71,6 +71,13 @@ impl Compaction {
         (lo.unwrap_or_default(), hi.unwrap_or_default())
     }
 
+    /// True if no level deeper than the output holds a table over its key span in `v`: what
+    /// it writes is the oldest version of each key anywhere.
+    fn is_bottom(&self, v: &Version) -> bool {
+        let (lo, hi) = self.key_span();
+        v.nothing_deeper(self.output_level, lo, hi)
+    }
+
     fn clashes(&self, running: &Running) -> bool {
         let (lo, hi) = self.key_span();
         running.conflicts(self.table_numbers(), self.output_level, lo, hi)
@@ -218,6 +225,7 @@ pub(crate) struct Outcome {
     pub tombstones_dropped: u64,
     pub range_tombstones_dropped: u64,
     pub kept_for_snapshots: u64,
+    pub seqs_zeroed: u64,
     pub input_bytes: u64,
     pub output_bytes: u64,
 }
@@ -258,6 +266,7 @@ fn merge_and_install(shared: &Shared, c: Compaction, v: &Version) -> Result<Outc
             output_level: c.output_level,
             now_ms: shared.env.clock.now_ms(),
             grace_ms: u64::try_from(shared.opts.tombstone_grace.as_millis()).unwrap_or(u64::MAX),
+            bottom: c.is_bottom(v),
         },
         &snapshots,
         &ranges,
@@ -287,6 +296,7 @@ fn merge_and_install(shared: &Shared, c: Compaction, v: &Version) -> Result<Outc
         tombstones_dropped: merge.tombstones_dropped,
         range_tombstones_dropped: range_dropped,
         kept_for_snapshots: merge.kept_for_snapshots,
+        seqs_zeroed: merge.seqs_zeroed,
         input_bytes: c.all_inputs().map(|t| t.meta().size_bytes).sum(),
         output_bytes: outputs.iter().map(|t| t.meta().size_bytes).sum(),
     };
