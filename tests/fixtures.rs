@@ -1,8 +1,8 @@
 //! Databases written by earlier builds must keep opening with the same contents; damaged copies
 //! must fail with `Error::Corruption`. The fixtures under `tests/fixtures/` are committed:
 //! `v1` (table and log format version 1, written by the first release), `v2` (range
-//! deletes, table format 2, log format 2) and `v3` (LZ4-compressed data blocks, table format
-//! 3). `SEDIMENTDB_WRITE_FIXTURES=1 cargo test --test
+//! deletes, table format 2, log format 2), `v3` (LZ4-compressed data blocks, table format
+//! 3) and `log3` (log format 3: a pre-sized WAL written in place, ending in zeros). `SEDIMENTDB_WRITE_FIXTURES=1 cargo test --test
 //! fixtures` rewrites only the fixture of the current version; older ones are never rewritten.
 use sedimentdb::internals::sstable::format::TABLE_FORMAT_VERSION;
 use sedimentdb::{Compression, Db, Error, Options, WriteBatch, WriteOptions};
@@ -282,4 +282,100 @@ fn a_version_3_database_opens_with_its_contents() {
     );
     let n = db.iter().count();
     assert_eq!(n, (0..=400).filter(|i| expected_v3(*i).is_some()).count());
+}
+
+fn log_version(path: &Path) -> u32 {
+    let b = std::fs::read(path).unwrap();
+    u32::from_le_bytes(b[8..12].try_into().unwrap())
+}
+
+fn files_ending(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(ext))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Log format version 3 (pre-sized WALs, written in place and ended by zeros): keys 0..100 and
+/// a range delete of 10..20 flushed to a table, then puts of 100..150, deletes of 0..150 step
+/// 9 and a range delete of 120..125 left in a WAL pre-sized 4 KiB at a time, closed cleanly.
+fn write_log3(dir: &Path) {
+    let opts = Options {
+        wal_preallocate_bytes: 4096,
+        ..Options::default()
+    };
+    let db = Db::open(dir, opts).unwrap();
+    for i in 0..100 {
+        db.put(key(i), value(i)).unwrap();
+    }
+    db.delete_range(key(10)..key(20)).unwrap();
+    db.flush().unwrap();
+    for i in 100..150 {
+        db.put(key(i), value(i)).unwrap();
+    }
+    let mut b = WriteBatch::new();
+    for i in (0..150).step_by(9) {
+        b.delete(key(i));
+    }
+    b.delete_range(key(120)..key(125));
+    db.write(b, &WriteOptions { sync: true }).unwrap();
+    db.close().unwrap();
+}
+
+fn expected_log3(i: u32) -> Option<Vec<u8>> {
+    let deleted = (10..20).contains(&i) || (120..125).contains(&i) || i.is_multiple_of(9);
+    (i < 150 && !deleted).then(|| value(i))
+}
+
+#[test]
+fn a_log_version_3_database_opens_with_its_contents() {
+    let src = fixture("log3");
+    if std::env::var("SEDIMENTDB_WRITE_FIXTURES").is_ok()
+        && sedimentdb::internals::record::LOG_FORMAT_VERSION == 3
+    {
+        let _ = std::fs::remove_dir_all(&src);
+        write_log3(&src);
+        let _ = std::fs::remove_file(src.join("LOCK"));
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("db");
+    copy_dir(&src, &dir);
+    let wals = files_ending(&dir, ".wal");
+    assert_eq!(wals.len(), 1);
+    assert_eq!(log_version(&wals[0]), 3);
+    let wal = std::fs::read(&wals[0]).unwrap();
+    assert_eq!(wal.len() % 4096, 0, "a pre-sized WAL");
+    assert_eq!(wal.last(), Some(&0), "ends in zeros");
+    let db = Db::open(&dir, Options::default()).unwrap();
+    for i in 0..160 {
+        assert_eq!(db.get(key(i)).unwrap(), expected_log3(i), "key {i}");
+    }
+    assert_eq!(db.stats().recovered_zero_tails, 1);
+    db.put(key(500), b"after").unwrap();
+    db.close().unwrap();
+    let db = Db::open(&dir, Options::default()).unwrap();
+    assert_eq!(db.get(key(500)).unwrap(), Some(b"after".to_vec()));
+    assert_eq!(
+        db.iter().count(),
+        1 + (0..150).filter(|i| expected_log3(*i).is_some()).count()
+    );
+}
+
+#[test]
+fn a_damaged_log_version_3_wal_fails_with_corruption() {
+    let src = fixture("log3");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("db");
+    copy_dir(&src, &dir);
+    let wal = files_ending(&dir, ".wal").remove(0);
+    let mut b = std::fs::read(&wal).unwrap();
+    b[40] ^= 0x10; // inside the first record, which the close marker vouches for
+    std::fs::write(&wal, b).unwrap();
+    match Db::open(&dir, Options::default()) {
+        Err(err) => assert!(matches!(err, Error::Corruption { .. }), "{err}"),
+        Ok(_) => panic!("a damaged synced record was accepted"),
+    }
 }
