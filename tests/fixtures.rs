@@ -67,12 +67,28 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-#[test]
-fn a_version_1_database_opens_with_its_contents() {
-    let src = fixture("v1");
+/// A copy of fixture `name` in a temporary directory (the fixture itself is never opened).
+fn fixture_copy(name: &str) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("db");
-    copy_dir(&src, &dir);
+    copy_dir(&fixture(name), &dir);
+    (tmp, dir)
+}
+
+/// Rewrites fixture `name` with `write` when `SEDIMENTDB_WRITE_FIXTURES` is set and `current`
+/// says the fixture is of the version this build writes.
+fn rewrite_fixture_if_asked(name: &str, current: bool, write: fn(&Path)) {
+    if std::env::var("SEDIMENTDB_WRITE_FIXTURES").is_ok() && current {
+        let src = fixture(name);
+        let _ = std::fs::remove_dir_all(&src);
+        write(&src);
+        let _ = std::fs::remove_file(src.join("LOCK"));
+    }
+}
+
+#[test]
+fn a_version_1_database_opens_with_its_contents() {
+    let (_tmp, dir) = fixture_copy("v1");
     assert!(std::fs::read_dir(&dir).unwrap().any(|e| e
         .unwrap()
         .file_name()
@@ -137,14 +153,19 @@ fn table_version(path: &Path) -> u32 {
     u32::from_le_bytes(f[8..12].try_into().unwrap())
 }
 
-fn tables(dir: &Path) -> Vec<PathBuf> {
+/// The files of `dir` with extension `ext`, sorted.
+fn files_with_ext(dir: &Path, ext: &str) -> Vec<PathBuf> {
     let mut t: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "sst"))
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
         .collect();
     t.sort();
     t
+}
+
+fn tables(dir: &Path) -> Vec<PathBuf> {
+    files_with_ext(dir, "sst")
 }
 
 /// A version-1 database taken through this build: opened, read, written to (a range delete
@@ -205,10 +226,7 @@ fn expected_v2(i: u32) -> Option<Vec<u8>> {
 
 #[test]
 fn a_version_2_database_opens_with_its_contents() {
-    let src = fixture("v2");
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("db");
-    copy_dir(&src, &dir);
+    let (_tmp, dir) = fixture_copy("v2");
     assert!(tables(&dir).iter().any(|t| table_version(t) == 2));
     let db = Db::open(&dir, Options::default()).unwrap();
     for i in 0..300 {
@@ -253,15 +271,8 @@ fn expected_v3(i: u32) -> Option<Vec<u8>> {
 
 #[test]
 fn a_version_3_database_opens_with_its_contents() {
-    let src = fixture("v3");
-    if std::env::var("SEDIMENTDB_WRITE_FIXTURES").is_ok() {
-        let _ = std::fs::remove_dir_all(&src);
-        write_v3(&src);
-        let _ = std::fs::remove_file(src.join("LOCK"));
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("db");
-    copy_dir(&src, &dir);
+    rewrite_fixture_if_asked("v3", TABLE_FORMAT_VERSION == 3, write_v3);
+    let (_tmp, dir) = fixture_copy("v3");
     assert!(!tables(&dir).is_empty());
     assert!(tables(&dir).iter().all(|t| table_version(t) == 3));
     // Opened with no compression at all: the stored codec, not the options, decides reads.
@@ -287,16 +298,6 @@ fn a_version_3_database_opens_with_its_contents() {
 fn log_version(path: &Path) -> u32 {
     let b = std::fs::read(path).unwrap();
     u32::from_le_bytes(b[8..12].try_into().unwrap())
-}
-
-fn files_ending(dir: &Path, ext: &str) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().ends_with(ext))
-        .collect();
-    v.sort();
-    v
 }
 
 /// Log format version 3 (pre-sized WALs, written in place and ended by zeros): keys 0..100 and
@@ -332,18 +333,13 @@ fn expected_log3(i: u32) -> Option<Vec<u8>> {
 
 #[test]
 fn a_log_version_3_database_opens_with_its_contents() {
-    let src = fixture("log3");
-    if std::env::var("SEDIMENTDB_WRITE_FIXTURES").is_ok()
-        && sedimentdb::internals::record::LOG_FORMAT_VERSION == 3
-    {
-        let _ = std::fs::remove_dir_all(&src);
-        write_log3(&src);
-        let _ = std::fs::remove_file(src.join("LOCK"));
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("db");
-    copy_dir(&src, &dir);
-    let wals = files_ending(&dir, ".wal");
+    rewrite_fixture_if_asked(
+        "log3",
+        sedimentdb::internals::record::LOG_FORMAT_VERSION == 3,
+        write_log3,
+    );
+    let (_tmp, dir) = fixture_copy("log3");
+    let wals = files_with_ext(&dir, "wal");
     assert_eq!(wals.len(), 1);
     assert_eq!(log_version(&wals[0]), 3);
     let wal = std::fs::read(&wals[0]).unwrap();
@@ -366,11 +362,8 @@ fn a_log_version_3_database_opens_with_its_contents() {
 
 #[test]
 fn a_damaged_log_version_3_wal_fails_with_corruption() {
-    let src = fixture("log3");
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("db");
-    copy_dir(&src, &dir);
-    let wal = files_ending(&dir, ".wal").remove(0);
+    let (_tmp, dir) = fixture_copy("log3");
+    let wal = files_with_ext(&dir, "wal").remove(0);
     let mut b = std::fs::read(&wal).unwrap();
     b[40] ^= 0x10; // inside the first record, which the close marker vouches for
     std::fs::write(&wal, b).unwrap();
