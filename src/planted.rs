@@ -123,12 +123,18 @@ pub enum Bug {
     /// Compaction sets values' sequence numbers to 0 at any level, though older versions of
     /// their keys may lie deeper: a merge across levels then takes the older for the newer.
     ZeroSeqAboveDeeperLevel,
+    /// The WAL writer's LZ4 input is not cleared between records, so a compressed record holds
+    /// the previous record's payload too and decodes to more than its raw length.
+    WalCompressionInputKept,
+    /// A WAL record says every byte before it was synced, though the last sync was earlier: a
+    /// torn write before it then reads as damage to synced data.
+    WalVouchesForUnsyncedBytes,
 }
 
 impl Bug {
     /// Every planted bug.
     #[cfg_attr(not(feature = "planted-bugs"), allow(dead_code))]
-    pub const ALL: [Bug; 45] = [
+    pub const ALL: [Bug; 47] = [
         Bug::AckBeforeWalSync,
         Bug::RetryFailedFsync,
         Bug::SkipWalSyncAtRotation,
@@ -174,6 +180,8 @@ impl Bug {
         Bug::ZeroSeqUnderRangeTombstone,
         Bug::ZeroSeqSeenBySnapshot,
         Bug::ZeroSeqAboveDeeperLevel,
+        Bug::WalCompressionInputKept,
+        Bug::WalVouchesForUnsyncedBytes,
     ];
 }
 

@@ -26,6 +26,8 @@ pub struct Stats {
     pub writes: u64,
     /// WAL records written (one per group commit).
     pub wal_records: u64,
+    /// WAL records whose payload was stored LZ4-compressed (`Options::wal_compression`).
+    pub wal_records_compressed: u64,
     /// WAL fsyncs.
     pub wal_syncs: u64,
     /// Memtables flushed to tables.
@@ -43,6 +45,8 @@ pub struct Stats {
     /// WALs whose records the last open found followed by zeros: the unused space of a
     /// pre-sized WAL (not damage, nothing cut).
     pub recovered_zero_tails: u64,
+    /// LZ4-compressed WAL records the last open replayed.
+    pub recovered_compressed_records: u64,
     /// Flushes that finished while a compaction was running (with `Background::Threads` and
     /// its separate flush and compaction threads).
     pub flushes_during_compaction: u64,
@@ -158,6 +162,7 @@ pub struct LevelStats {
 pub(crate) struct Counters {
     pub writes: AtomicU64,
     pub wal_records: AtomicU64,
+    pub wal_records_compressed: AtomicU64,
     pub wal_syncs: AtomicU64,
     pub flushes: AtomicU64,
     pub gets: AtomicU64,
@@ -185,6 +190,7 @@ pub(crate) struct Counters {
     pub blocks_compressed: AtomicU64,
     pub blocks_stored_raw: AtomicU64,
     pub recovered_zero_tails: AtomicU64,
+    pub recovered_compressed_records: AtomicU64,
     /// Bytes of write batches acknowledged (keys, values and their framing).
     pub user_bytes: AtomicU64,
     pub wal_bytes: AtomicU64,
@@ -284,11 +290,12 @@ impl fmt::Display for Stats {
         )?;
         writeln!(
             f,
-            "writes {} ({} of user data, WAL {} in {} records, {} syncs), write amplification {:.2}",
+            "writes {} ({} of user data, WAL {} in {} records ({} compressed), {} syncs), write amplification {:.2}",
             self.writes,
             human_bytes(self.user_bytes),
             human_bytes(self.wal_bytes),
             self.wal_records,
+            self.wal_records_compressed,
             self.wal_syncs,
             self.write_amplification()
         )?;
@@ -320,8 +327,11 @@ impl fmt::Display for Stats {
         writeln!(f, "latency flush {}", self.flush_latency)?;
         write!(
             f,
-            "recovered at open: {} WALs, {} torn bytes cut, {} ended at pre-sized zeros",
-            self.recovered_wals, self.recovered_torn_bytes, self.recovered_zero_tails
+            "recovered at open: {} WALs, {} torn bytes cut, {} ended at pre-sized zeros, {} compressed records",
+            self.recovered_wals,
+            self.recovered_torn_bytes,
+            self.recovered_zero_tails,
+            self.recovered_compressed_records
         )?;
         if let Some(c) = &self.read_only_cause {
             write!(f, "\nREAD-ONLY: {c}")?;

@@ -211,3 +211,65 @@ fn a_zstd_table_reads_or_is_refused_as_unsupported() {
         );
     }
 }
+
+/// WAL compression (`Options::wal_compression`): LZ4 shrinks the WAL of compressible puts and
+/// leaves noise raw; a WAL reads back whatever the reader's option says, and zstd is refused.
+#[test]
+fn wal_compression_shrinks_the_wal_and_any_build_replays_it() {
+    let write = |dir: &Path, c: Compression, val: fn(u64, usize) -> Vec<u8>| {
+        let opts = Options {
+            wal_compression: c,
+            ..Options::default()
+        };
+        let db = Db::open(dir, opts).unwrap();
+        for i in 0..2000 {
+            let mut b = WriteBatch::new();
+            b.put(key(i), val(i, 100));
+            db.write(b, &WriteOptions { sync: false }).unwrap();
+        }
+        let st = db.stats();
+        db.close().unwrap();
+        st
+    };
+    let (lz4, raw, loud) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let a = write(lz4.path(), Compression::Lz4, value);
+    let b = write(raw.path(), Compression::None, value);
+    let c = write(loud.path(), Compression::Lz4, noise);
+    assert_eq!(
+        (a.wal_records_compressed, b.wal_records_compressed),
+        (2000, 0)
+    );
+    assert!(
+        (a.wal_bytes as f64) < 0.8 * b.wal_bytes as f64,
+        "LZ4 WAL {} bytes, raw {}",
+        a.wal_bytes,
+        b.wal_bytes
+    );
+    // Random bytes do not shrink by an eighth: stored as they are.
+    assert_eq!(c.wal_records_compressed, 0, "{c}");
+    // Each reopens (replaying its WAL) under the other setting, with every key.
+    for (dir, other, compressed) in [(&lz4, Compression::None, 2000), (&raw, Compression::Lz4, 0)] {
+        let opts = Options {
+            wal_compression: other,
+            ..Options::default()
+        };
+        let db = Db::open(dir.path(), opts).unwrap();
+        let st = db.stats();
+        assert_eq!(st.recovered_compressed_records, compressed, "{st}");
+        check_all(&db, 2000, value);
+        db.close().unwrap();
+    }
+    let zstd = Options {
+        wal_compression: Compression::Zstd(3),
+        ..Options::default()
+    };
+    let e = Db::open(lz4.path(), zstd).err().expect("zstd WAL refused");
+    assert!(
+        matches!(e, Error::InvalidArgument(ref m) if m.contains("wal_compression")),
+        "{e}"
+    );
+}

@@ -155,7 +155,7 @@ pub fn wal(path: &Path, st: &Style) -> Result<(), String> {
             return Ok(());
         }
         let mut lines = Vec::new();
-        let h = decode_payload(payload, |seq, e| {
+        let h = decode_payload(payload, log::file_version(&data), |seq, e| {
             if !show::in_range(e.key, &st.from, &st.to) {
                 return;
             }

@@ -173,15 +173,16 @@ pub fn salvage(dir: &Path, out: &Path) -> Result<Outcome, String> {
                     }
                     let mut batch = Vec::new();
                     let mut rs = Vec::new();
-                    let h = decode_payload(payload, |seq, e| match e.kind {
-                        Kind::RangeDelete => rs.push((seq, e.key.to_vec(), e.value.to_vec())),
-                        kind => batch.push(Version {
-                            key: e.key.to_vec(),
-                            seq,
-                            put: (kind == Kind::Put).then(|| e.value.to_vec()),
-                        }),
-                    })
-                    .map_err(|reason| sedimentdb::Error::corruption(&path, off, reason))?;
+                    let h =
+                        decode_payload(payload, log::file_version(&data), |seq, e| match e.kind {
+                            Kind::RangeDelete => rs.push((seq, e.key.to_vec(), e.value.to_vec())),
+                            kind => batch.push(Version {
+                                key: e.key.to_vec(),
+                                seq,
+                                put: (kind == Kind::Put).then(|| e.value.to_vec()),
+                            }),
+                        })
+                        .map_err(|reason| sedimentdb::Error::corruption(&path, off, reason))?;
                     records += 1;
                     versions.extend(batch);
                     ranges.extend(rs.into_iter().map(|(seq, start, end)| RangeTombstone {

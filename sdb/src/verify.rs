@@ -315,7 +315,7 @@ fn check_wals(
         let end = log::replay(data, path, WAL_MAGIC, *n, tail_allowed, |off, payload| {
             sealed = payload.is_empty();
             if !payload.is_empty() {
-                let h = decode_payload(payload, |_, _| ())
+                let h = decode_payload(payload, log::file_version(data), |_, _| ())
                     .map_err(|reason| sedimentdb::Error::corruption(path, off, reason))?;
                 entries += u64::from(h.count);
             }

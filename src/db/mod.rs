@@ -84,6 +84,10 @@ impl Db {
         Counters::add(&shared.counters.recovered_torn_bytes, o.torn_bytes);
         Counters::add(&shared.counters.recovered_wals, o.wals_replayed);
         Counters::add(&shared.counters.recovered_zero_tails, o.zero_tails);
+        Counters::add(
+            &shared.counters.recovered_compressed_records,
+            o.compressed_records,
+        );
         let bg_threads = match shared.opts.background {
             Background::Threads => background::spawn(&shared)?,
             Background::Inline | Background::Manual => Vec::new(),

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::filename::{self, manifest_name, table_name, wal_name, FileKind, CURRENT, LOCK};
 use crate::manifest::{self, ManifestState, ManifestWriter, VersionEdit};
 use crate::memtable::Memtable;
-use crate::options::Options;
+use crate::options::{Compression, Options};
 use crate::planted::{self, Bug};
 use crate::record::{self as log, LogEnd, LogWriter};
 use crate::sstable::{BlockCache, Table};
@@ -34,6 +34,8 @@ pub(crate) struct Opened {
     pub zero_tails: u64,
     /// WALs that held records.
     pub wals_replayed: u64,
+    /// LZ4-compressed WAL records replayed.
+    pub compressed_records: u64,
 }
 
 type Listing = Vec<(String, Option<FileKind>)>;
@@ -183,7 +185,7 @@ pub(crate) fn open(env: Env, dir: &Path, opts: Options) -> Result<Opened> {
     let manifest = ManifestWriter::create(fs, dir, manifest_number, &state)?;
     // The new manifest is durable: everything it does not name is obsolete.
     remove_obsolete_files(fs, dir, &entries, &state)?;
-    let writer = create_wal(fs, dir, wal_number, opts.wal_preallocate_bytes)?;
+    let writer = create_wal(fs, dir, wal_number, &opts)?;
     Ok(Opened {
         parts: Parts {
             sv: SuperVersion {
@@ -206,6 +208,7 @@ pub(crate) fn open(env: Env, dir: &Path, opts: Options) -> Result<Opened> {
         torn_bytes: replayed.torn_bytes,
         zero_tails: replayed.zero_tails,
         wals_replayed: replayed.wals,
+        compressed_records: replayed.compressed,
     })
 }
 
@@ -340,6 +343,7 @@ struct Replayed {
     zero_tails: u64,
     /// WALs that held records.
     wals: u64,
+    compressed: u64,
 }
 
 /// Replays every WAL numbered `log_number` or above, oldest first, into one memtable.
@@ -381,6 +385,7 @@ fn replay_wals(
         torn_bytes: 0,
         zero_tails: 0,
         wals: 0,
+        compressed: 0,
     };
     for (i, (n, path, data)) in logs.iter().enumerate() {
         let tail_allowed = i >= last_with_records;
@@ -388,26 +393,27 @@ fn replay_wals(
             continue; // created, then a power loss before its header reached the disk
         }
         let mut sealed = false;
-        let end = log::replay(data, path, WAL_MAGIC, *n, tail_allowed, |off, payload| {
-            sealed = payload.is_empty();
-            if payload.is_empty() {
-                return Ok(()); // a marker: vouches for the records before it
-            }
-            let h = batch::apply_payload(payload, &r.mem)
-                .map_err(|reason| Error::corruption(path, off, reason))?;
-            if h.count > 0 {
-                r.last_seq = r.last_seq.max(h.seq + u64::from(h.count) - 1);
-            }
-            Ok(())
-        })?;
+        let version = log::file_version(data);
+        let replayed =
+            log::replay_counted(data, path, WAL_MAGIC, *n, tail_allowed, |off, payload| {
+                sealed = payload.is_empty();
+                if payload.is_empty() {
+                    return Ok(()); // a marker: vouches for the records before it
+                }
+                let h = batch::apply_payload(payload, version, &r.mem)
+                    .map_err(|reason| Error::corruption(path, off, reason))?;
+                if h.count > 0 {
+                    r.last_seq = r.last_seq.max(h.seq + u64::from(h.count) - 1);
+                }
+                Ok(())
+            })?;
+        let (end, compressed) = replayed;
+        r.compressed += compressed;
         if log::holds_records(data, *n) {
             r.wals += 1;
         }
         // A log older than the newest one holding records was sealed with a marker before the
         // next was created (log format 3): without it, its tail was lost after that.
-        let version = data
-            .get(8..12)
-            .map_or(0, |v| u32::from_le_bytes(v.try_into().expect("4")));
         if i < last_with_records && version >= 3 && !sealed {
             let at = match end {
                 LogEnd::Zeros { offset } | LogEnd::TornTail { offset, .. } => offset,
@@ -457,14 +463,21 @@ fn remove_obsolete_files(
     Ok(())
 }
 
-/// Creates WAL `number`, with its header, pre-sized to `presize` bytes if not 0, and makes
+/// Creates WAL `number`, with its header, pre-sized and compressing as `opts` say, and makes
 /// its directory entry durable.
-pub(crate) fn create_wal(fs: &dyn Fs, dir: &Path, number: u64, presize: u64) -> Result<LogWriter> {
+pub(crate) fn create_wal(
+    fs: &dyn Fs,
+    dir: &Path,
+    number: u64,
+    opts: &Options,
+) -> Result<LogWriter> {
     let path = join(dir, &wal_name(number));
     let file = fs
         .create(&path)
         .map_err(|e| Error::io("create", &path, e))?;
-    let writer = LogWriter::new_presized(file, path, WAL_MAGIC, number, presize)?;
+    let presize = opts.wal_preallocate_bytes;
+    let mut writer = LogWriter::new_presized(file, path, WAL_MAGIC, number, presize)?;
+    writer.set_lz4(opts.wal_compression == Compression::Lz4);
     // Durability point: without this directory fsync, the WAL and every synced write in it
     // could vanish at a power loss.
     if !planted::active(Bug::SkipWalDirSync) {

@@ -47,7 +47,7 @@ pub(crate) fn validate(o: &Options, b: &WriteBatch) -> Result<()> {
             b.max_value_len, o.max_value_size_bytes
         )));
     }
-    let limit = limits::RECORD_SIZE_BYTES_MAX - batch::PAYLOAD_HEADER_LEN;
+    let limit = limits::RECORD_SIZE_BYTES_MAX - batch::PAYLOAD_HEADER_LEN_MAX;
     if b.size_bytes() > limit {
         return Err(Error::InvalidArgument(format!(
             "batch of {} bytes exceeds the limit of {limit} bytes",
@@ -201,7 +201,11 @@ fn commit_group(shared: &Shared, group: &[Pending]) -> Result<bool> {
     let mut parts: Vec<&[u8]> = Vec::with_capacity(group.len() + 1);
     let leader_only = planted::active(Bug::LeaderOnlyInRecord);
     let leader_header = batch::payload_header(seq, time_ms, group[0].batch.count);
-    parts.push(if leader_only { &leader_header } else { &header });
+    parts.push(if leader_only {
+        &leader_header[..]
+    } else {
+        &header[..]
+    });
     let members = if leader_only { 1 } else { group.len() };
     parts.extend(group[..members].iter().map(|p| &p.batch.rep[..]));
     let wal_before = wal.writer.len();
@@ -209,6 +213,10 @@ fn commit_group(shared: &Shared, group: &[Pending]) -> Result<bool> {
     shared.fail_on_err(r)?;
     let c = &shared.counters;
     Counters::add(&c.wal_records, 1);
+    Counters::add(
+        &c.wal_records_compressed,
+        u64::from(wal.writer.last_compressed()),
+    );
     Counters::add(&c.wal_bytes, wal.writer.len() - wal_before);
     let user: usize = group.iter().map(|p| p.batch.rep.len()).sum();
     Counters::add(&c.user_bytes, user as u64);
@@ -286,12 +294,7 @@ pub(crate) fn rotate(shared: &Shared, wal: &mut WalState, backpressure: bool) ->
         wal.writer.seal()?;
     }
     let number = shared.new_file_number();
-    wal.writer = super::open::create_wal(
-        &*shared.env.fs,
-        &shared.dir,
-        number,
-        shared.opts.wal_preallocate_bytes,
-    )?;
+    wal.writer = super::open::create_wal(&*shared.env.fs, &shared.dir, number, &shared.opts)?;
     shared.install(|sv| {
         let old = std::mem::replace(&mut sv.mem, Arc::new(Memtable::new(number)));
         sv.imms.insert(0, old);

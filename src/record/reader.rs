@@ -1,10 +1,13 @@
 //! Reading a log back: header checks, record parsing, and the torn-tail rule.
 
 use super::{
-    record_crc, FILE_HEADER_LEN, LOG_FORMAT_VERSION, LOG_FORMAT_VERSION_MIN, RECORD_HEADER_LEN,
+    file_version, header_check, record_crc, record_crc_v4, FILE_HEADER_LEN, LOG_FORMAT_VERSION,
+    LOG_FORMAT_VERSION_MIN, RECORD_HEADER_FIXED_V4, RECORD_HEADER_LEN,
 };
+use crate::coding::varint;
 use crate::env::File;
 use crate::error::{Error, Result};
+use crate::options::limits;
 use std::path::Path;
 
 /// How a log ended.
@@ -67,13 +70,91 @@ pub fn check_file_header(data: &[u8], path: &Path, magic: [u8; 8], file_number: 
 }
 
 struct Parsed<'a> {
+    /// The payload as stored (compressed if `raw_len` is set).
     payload: &'a [u8],
+    /// A compressed payload's length decompressed.
+    raw_len: Option<usize>,
     synced_offset: u64,
     next: usize,
 }
 
-/// Parses the record at `pos`, or says why it is not intact.
-fn parse_record(data: &[u8], pos: usize, file_number: u64) -> Result<Parsed<'_>, String> {
+/// Parses the record at `pos` of a log of format `version`, or says why it is not intact.
+fn parse_record(
+    data: &[u8],
+    pos: usize,
+    file_number: u64,
+    version: u32,
+) -> Result<Parsed<'_>, String> {
+    if version >= 4 {
+        parse_record_v4(data, pos, file_number)
+    } else {
+        parse_record_v1(data, pos, file_number)
+    }
+}
+
+fn parse_record_v4(data: &[u8], pos: usize, file_number: u64) -> Result<Parsed<'_>, String> {
+    let rest = data.len() - pos;
+    if rest < RECORD_HEADER_FIXED_V4 + 2 {
+        return Err(format!(
+            "{rest} bytes left, fewer than the smallest record header ({} bytes)",
+            RECORD_HEADER_FIXED_V4 + 2
+        ));
+    }
+    let crc = u32::from_le_bytes(data[pos..pos + 4].try_into().expect("4 bytes"));
+    let check = u16::from_le_bytes([data[pos + 4], data[pos + 5]]);
+    let fields = pos + RECORD_HEADER_FIXED_V4;
+    let mut p = fields;
+    let malformed = || "malformed record header".to_string();
+    let len_lz4 = varint::get(data, &mut p).ok_or_else(malformed)?;
+    let back = varint::get(data, &mut p).ok_or_else(malformed)?;
+    let compressed = len_lz4 & 1 == 1;
+    let raw_len = if compressed {
+        Some(varint::get(data, &mut p).ok_or_else(malformed)?)
+    } else {
+        None
+    };
+    // The header check first: at a position that is no record, it fails on a few bytes,
+    // before a claimed length of payload is checksummed.
+    if header_check(file_number, pos as u64, &data[fields..p]) != check {
+        return Err("record header check mismatch".to_string());
+    }
+    let len = len_lz4 >> 1;
+    let left = (data.len() - p) as u64;
+    if len > left {
+        return Err(format!(
+            "record length {len} runs past the end of the file ({left} bytes left)"
+        ));
+    }
+    let end = p + len as usize;
+    if record_crc_v4(file_number, pos as u64, &data[pos + 4..end]) != crc {
+        return Err("record checksum mismatch".to_string());
+    }
+    if back > pos as u64 {
+        return Err(format!(
+            "record claims bytes synced {back} bytes before it, before the file's start"
+        ));
+    }
+    let raw_len = match raw_len {
+        None => None,
+        Some(r) if r > len && r <= limits::RECORD_SIZE_BYTES_MAX as u64 => Some(r as usize),
+        Some(r) => {
+            return Err(format!(
+                "compressed record of {len} bytes claims {r} bytes decompressed (allowed \
+                 {}..={})",
+                len + 1,
+                limits::RECORD_SIZE_BYTES_MAX
+            ))
+        }
+    };
+    Ok(Parsed {
+        payload: &data[p..end],
+        raw_len,
+        synced_offset: pos as u64 - back,
+        next: end,
+    })
+}
+
+fn parse_record_v1(data: &[u8], pos: usize, file_number: u64) -> Result<Parsed<'_>, String> {
     let rest = data.len() - pos;
     if rest < RECORD_HEADER_LEN {
         return Err(format!(
@@ -105,9 +186,25 @@ fn parse_record(data: &[u8], pos: usize, file_number: u64) -> Result<Parsed<'_>,
     }
     Ok(Parsed {
         payload: &data[pos + RECORD_HEADER_LEN..end],
+        raw_len: None,
         synced_offset,
         next: end,
     })
+}
+
+/// Decompresses an intact record's LZ4 payload into `out`. An intact record that does not
+/// decode to its recorded length was written that way: damage no torn write explains.
+fn decompress(r: &Parsed<'_>, raw_len: usize, out: &mut Vec<u8>) -> Result<(), String> {
+    out.clear();
+    out.resize(raw_len, 0);
+    let n = lz4_flex::block::decompress_into(r.payload, out)
+        .map_err(|e| format!("compressed record does not decode: {e}"))?;
+    if n != raw_len {
+        return Err(format!(
+            "compressed record decodes to {n} bytes, its header says {raw_len}"
+        ));
+    }
+    Ok(())
 }
 
 /// Replays the records of a log held in `data`, calling `f(offset, payload)` for each intact one
@@ -123,36 +220,65 @@ pub fn replay(
     magic: [u8; 8],
     file_number: u64,
     tail_allowed: bool,
-    mut f: impl FnMut(u64, &[u8]) -> Result<()>,
+    f: impl FnMut(u64, &[u8]) -> Result<()>,
 ) -> Result<LogEnd> {
+    replay_counted(data, path, magic, file_number, tail_allowed, f).map(|(end, _)| end)
+}
+
+/// [`replay`], also returning how many of the records replayed were stored compressed.
+pub fn replay_counted(
+    data: &[u8],
+    path: &Path,
+    magic: [u8; 8],
+    file_number: u64,
+    tail_allowed: bool,
+    mut f: impl FnMut(u64, &[u8]) -> Result<()>,
+) -> Result<(LogEnd, u64)> {
     if let Err(e) = check_file_header(data, path, magic, file_number) {
         // The header of the newest log is written with its first records; a power loss may
         // leave it torn. That is a torn tail at offset 0 unless a synced record follows.
         let header_torn = data.len() < FILE_HEADER_LEN
             || crc32fast::hash(&data[0..20])
                 != u32::from_le_bytes([data[20], data[21], data[22], data[23]]);
-        let torn =
-            tail_allowed && header_torn && later_synced_record(data, 0, file_number).is_none();
+        // A torn header names no version: look for records of every version.
+        let torn = tail_allowed
+            && header_torn
+            && (LOG_FORMAT_VERSION_MIN..=LOG_FORMAT_VERSION)
+                .all(|v| later_synced_record(data, 0, file_number, v).is_none());
         if torn {
-            return Ok(LogEnd::TornTail {
-                offset: 0,
-                reason: e.to_string(),
-            });
+            return Ok((
+                LogEnd::TornTail {
+                    offset: 0,
+                    reason: e.to_string(),
+                },
+                0,
+            ));
         }
         return Err(e);
     }
+    let version = file_version(data);
+    let mut raw = Vec::new();
+    let mut compressed = 0u64;
     let mut pos = FILE_HEADER_LEN;
     while pos < data.len() {
-        match parse_record(data, pos, file_number) {
+        match parse_record(data, pos, file_number, version) {
             Ok(r) => {
-                f(pos as u64, r.payload)?;
+                match r.raw_len {
+                    None => f(pos as u64, r.payload)?,
+                    Some(n) => {
+                        decompress(&r, n, &mut raw)
+                            .map_err(|reason| Error::corruption(path, pos as u64, reason))?;
+                        f(pos as u64, &raw)?;
+                        compressed += 1;
+                    }
+                }
                 pos = r.next;
             }
             Err(reason) => {
                 // A pre-sized log ends at zeros: space never written. (A record is never all
                 // zeros: its checksum covers its file number and offset.)
                 if data[pos..].iter().all(|b| *b == 0) {
-                    return Ok(LogEnd::Zeros { offset: pos as u64 });
+                    return Ok((LogEnd::Zeros { offset: pos as u64 }, compressed));
                 }
                 if !tail_allowed {
                     return Err(Error::corruption(
@@ -161,7 +287,7 @@ pub fn replay(
                         format!("{reason} in a log that was fully synced"),
                     ));
                 }
-                if let Some(proof) = later_synced_record(data, pos, file_number) {
+                if let Some(proof) = later_synced_record(data, pos, file_number, version) {
                     return Err(Error::corruption(
                         path,
                         pos as u64,
@@ -171,14 +297,17 @@ pub fn replay(
                         ),
                     ));
                 }
-                return Ok(LogEnd::TornTail {
-                    offset: pos as u64,
-                    reason,
-                });
+                return Ok((
+                    LogEnd::TornTail {
+                        offset: pos as u64,
+                        reason,
+                    },
+                    compressed,
+                ));
             }
         }
     }
-    Ok(LogEnd::Clean)
+    Ok((LogEnd::Clean, compressed))
 }
 
 /// True if the log has an intact header and an intact first record: it was written to after it
@@ -188,7 +317,7 @@ pub fn holds_records(data: &[u8], file_number: u64) -> bool {
     data.len() >= FILE_HEADER_LEN
         && crc32fast::hash(&data[0..20])
             == u32::from_le_bytes([data[20], data[21], data[22], data[23]])
-        && parse_record(data, FILE_HEADER_LEN, file_number).is_ok()
+        && parse_record(data, FILE_HEADER_LEN, file_number, file_version(data)).is_ok()
 }
 
 /// How many leading bytes of a log some intact record vouches were synced: damage below this is
@@ -196,10 +325,11 @@ pub fn holds_records(data: &[u8], file_number: u64) -> bool {
 /// tail. The simulator aims media corruption below it, since past it (the last records written
 /// before a crash) no log format can tell damage from a torn write.
 pub fn proven_synced_len(data: &[u8], file_number: u64) -> u64 {
+    let version = file_version(data);
     let mut pos = FILE_HEADER_LEN;
     let mut proven = 0u64;
     while pos < data.len() {
-        match parse_record(data, pos, file_number) {
+        match parse_record(data, pos, file_number, version) {
             Ok(r) => {
                 proven = proven.max(r.synced_offset);
                 pos = r.next;
@@ -211,13 +341,20 @@ pub fn proven_synced_len(data: &[u8], file_number: u64) -> u64 {
 }
 
 /// Finds an intact record after `damage` whose synced offset covers `damage`.
-fn later_synced_record(data: &[u8], damage: usize, file_number: u64) -> Option<usize> {
+fn later_synced_record(
+    data: &[u8],
+    damage: usize,
+    file_number: u64,
+    version: u32,
+) -> Option<usize> {
     let mut p = damage + 1;
-    while p + RECORD_HEADER_LEN <= data.len() {
-        // Cheap filter first: an intact record names its own offset.
-        let off = u64::from_le_bytes(data[p + 8..p + 16].try_into().expect("8 bytes"));
-        if off == p as u64 {
-            if let Ok(r) = parse_record(data, p, file_number) {
+    while p < data.len() {
+        // Cheap filters first: an intact record of versions 1 to 3 names its own offset, and
+        // one of version 4 passes its header check (inside `parse_record`).
+        let candidate =
+            version >= 4 || crate::coding::u64_at(data, p + 8).is_some_and(|off| off == p as u64);
+        if candidate {
+            if let Ok(r) = parse_record(data, p, file_number, version) {
                 if r.synced_offset > damage as u64 {
                     return Some(p);
                 }
@@ -240,227 +377,4 @@ pub fn read_all(file: &dyn File, path: &Path) -> Result<Vec<u8>> {
     file.read_exact_at(&mut data, 0)
         .map_err(|e| Error::io("read", path, e))?;
     Ok(data)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    use crate::env::MemFile;
-    use crate::record::LogWriter;
-    use std::sync::Arc;
-
-    const WAL_MAGIC: [u8; 8] = *b"SDBWAL\0\0";
-
-    fn write_log(records: &[Vec<u8>], sync_each: bool) -> Vec<u8> {
-        let f = Arc::new(MemFile::new());
-        let mut w = LogWriter::new(f.clone(), "t.wal".into(), WAL_MAGIC, 7).unwrap();
-        for r in records {
-            w.add_record(&[r]).unwrap();
-            if sync_each {
-                w.sync().unwrap();
-            }
-        }
-        f.bytes()
-    }
-
-    fn read_log(data: &[u8]) -> Result<(Vec<Vec<u8>>, LogEnd)> {
-        let mut out = Vec::new();
-        let end = replay(data, Path::new("t.wal"), WAL_MAGIC, 7, true, |_, p| {
-            out.push(p.to_vec());
-            Ok(())
-        })?;
-        Ok((out, end))
-    }
-
-    proptest! {
-        #[test]
-        fn round_trip(records in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..20)) {
-            let data = write_log(&records, false);
-            let (got, end) = read_log(&data).unwrap();
-            prop_assert_eq!(got, records);
-            prop_assert_eq!(end, LogEnd::Clean);
-        }
-
-        #[test]
-        fn truncation_is_a_torn_tail_with_a_prefix(
-            records in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..100), 1..10),
-            cut in any::<proptest::sample::Index>(),
-        ) {
-            let data = write_log(&records, true);
-            let n = FILE_HEADER_LEN + cut.index(data.len() - FILE_HEADER_LEN);
-            let (got, _) = read_log(&data[..n]).unwrap();
-            prop_assert!(got.len() <= records.len());
-            prop_assert_eq!(&records[..got.len()], &got[..]);
-        }
-    }
-
-    #[test]
-    fn damage_before_a_synced_record_is_corruption() {
-        let records = vec![vec![1u8; 50], vec![2u8; 50], vec![3u8; 50]];
-        let mut data = write_log(&records, true);
-        data[FILE_HEADER_LEN + 30] ^= 0x40; // inside the first record's payload
-        let err = read_log(&data).unwrap_err();
-        assert!(err.is_corruption(), "{err}");
-        assert!(err
-            .to_string()
-            .contains(&format!("offset {FILE_HEADER_LEN}")));
-    }
-
-    #[test]
-    fn damage_in_the_unsynced_tail_is_cut() {
-        let records = vec![vec![1u8; 50], vec![2u8; 50], vec![3u8; 50]];
-        let mut data = write_log(&records, false);
-        data[FILE_HEADER_LEN + 30] ^= 0x40;
-        let (got, end) = read_log(&data).unwrap();
-        assert!(got.is_empty());
-        assert!(matches!(end, LogEnd::TornTail { .. }));
-    }
-
-    #[test]
-    fn a_torn_header_of_the_newest_log_is_an_empty_log() {
-        let data = write_log(&[vec![1u8; 10]], false);
-        for cut in 0..FILE_HEADER_LEN {
-            let (got, end) = read_log(&data[..cut]).unwrap();
-            assert!(got.is_empty());
-            assert!(matches!(end, LogEnd::TornTail { offset: 0, .. }));
-        }
-        let mut zeroed = data.clone();
-        zeroed[..FILE_HEADER_LEN].fill(0);
-        assert!(matches!(
-            read_log(&zeroed).unwrap().1,
-            LogEnd::TornTail { offset: 0, .. }
-        ));
-        // In a log that was synced whole, the same damage is corruption.
-        let r = replay(&zeroed, Path::new("t.wal"), WAL_MAGIC, 7, false, |_, _| {
-            Ok(())
-        });
-        assert!(r.unwrap_err().is_corruption());
-    }
-
-    /// A file whose appends and syncs can be made to fail.
-    struct FlakyFile {
-        inner: MemFile,
-        fail: std::sync::atomic::AtomicBool,
-    }
-    impl File for FlakyFile {
-        fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-            self.inner.read_exact_at(buf, offset)
-        }
-        fn append(&self, data: &[u8]) -> std::io::Result<()> {
-            if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
-                self.inner.append(&data[..data.len() / 2])?;
-                return Err(std::io::Error::other("EIO"));
-            }
-            self.inner.append(data)
-        }
-        fn sync(&self) -> std::io::Result<()> {
-            if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
-                return Err(std::io::Error::other("EIO"));
-            }
-            Ok(())
-        }
-        fn len(&self) -> std::io::Result<u64> {
-            self.inner.len()
-        }
-    }
-
-    #[test]
-    fn a_writer_refuses_everything_after_its_first_failure() {
-        let f = Arc::new(FlakyFile {
-            inner: MemFile::new(),
-            fail: std::sync::atomic::AtomicBool::new(false),
-        });
-        let mut w = LogWriter::new(f.clone(), "t.wal".into(), WAL_MAGIC, 7).unwrap();
-        w.add_record(&[b"one"]).unwrap();
-        f.fail.store(true, std::sync::atomic::Ordering::SeqCst);
-        assert!(w.add_record(&[b"two"]).is_err()); // half of it reached the file
-        f.fail.store(false, std::sync::atomic::Ordering::SeqCst);
-        // The file works again, but what follows the garbage could never be replayed, and a
-        // sync now could claim durability for data a failed fsync dropped: refuse both.
-        assert!(matches!(
-            w.add_record(&[b"three"]),
-            Err(Error::ReadOnly { .. })
-        ));
-        assert!(matches!(w.sync(), Err(Error::ReadOnly { .. })));
-        assert!(w.failure().is_some());
-    }
-
-    #[test]
-    fn a_pre_sized_log_ends_at_its_zeros_and_grows_when_full() {
-        let f = Arc::new(MemFile::new());
-        let mut w = LogWriter::new_presized(f.clone(), "t.wal".into(), WAL_MAGIC, 7, 256).unwrap();
-        assert_eq!(f.bytes().len(), 256);
-        let records: Vec<Vec<u8>> = (0..20u8).map(|i| vec![i; 30]).collect();
-        for r in &records {
-            w.add_record(&[r]).unwrap();
-            w.sync().unwrap();
-        }
-        let data = f.bytes();
-        // 24 + 20 * 54 = 1104 bytes of log in a file grown 256 bytes at a time.
-        assert_eq!(w.len(), 1104);
-        assert_eq!(data.len(), 1280);
-        let (got, end) = read_log(&data).unwrap();
-        assert_eq!(got, records);
-        assert_eq!(end, LogEnd::Zeros { offset: 1104 });
-        // An older log, synced whole, may end at its zeros too.
-        let r = replay(
-            &data,
-            Path::new("t.wal"),
-            WAL_MAGIC,
-            7,
-            false,
-            |_, _| Ok(()),
-        );
-        assert_eq!(r.unwrap(), LogEnd::Zeros { offset: 1104 });
-        // A record torn over the zeros is a torn tail, and in synced data it is damage.
-        let mut torn = data.clone();
-        torn[1104..1110].copy_from_slice(&[1, 2, 3, 4, 5, 6]);
-        assert!(matches!(
-            read_log(&torn).unwrap().1,
-            LogEnd::TornTail { offset: 1104, .. }
-        ));
-        let mut hole = data.clone();
-        hole[300..354].fill(0);
-        assert!(read_log(&hole).unwrap_err().is_corruption());
-    }
-
-    /// A file that can only append (the `File` defaults for in-place writes).
-    struct AppendOnly(MemFile);
-    impl File for AppendOnly {
-        fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-            self.0.read_exact_at(buf, offset)
-        }
-        fn append(&self, data: &[u8]) -> std::io::Result<()> {
-            self.0.append(data)
-        }
-        fn sync(&self) -> std::io::Result<()> {
-            Ok(())
-        }
-        fn len(&self) -> std::io::Result<u64> {
-            self.0.len()
-        }
-    }
-
-    #[test]
-    fn a_file_that_cannot_be_sized_is_appended_to() {
-        let m = MemFile::new();
-        let f = Arc::new(AppendOnly(m.clone()));
-        let mut w = LogWriter::new_presized(f, "t.wal".into(), WAL_MAGIC, 7, 4096).unwrap();
-        w.add_record(&[b"one"]).unwrap();
-        let data = m.bytes();
-        assert_eq!(data.len() as u64, w.len());
-        assert_eq!(
-            read_log(&data).unwrap(),
-            (vec![b"one".to_vec()], LogEnd::Clean)
-        );
-    }
-
-    #[test]
-    fn wrong_file_number_is_caught() {
-        let data = write_log(&[vec![1u8; 10]], true);
-        let err = replay(&data, Path::new("t.wal"), WAL_MAGIC, 8, true, |_, _| Ok(())).unwrap_err();
-        assert!(err.is_corruption());
-    }
 }

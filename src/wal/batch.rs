@@ -1,7 +1,9 @@
 //! Write batches and their encoding as a WAL record payload.
 //!
 //! ```text
-//! payload := seq u64 LE | time_ms u64 LE | count u32 LE | entry*count
+//! payload := header | entry*count
+//! header  := seq varint | time_ms varint | count varint         -- log format version 4
+//!          | seq u64 LE | time_ms u64 LE | count u32 LE          -- log format versions 1 to 3
 //! entry   := kind u8 | key_len varint | key | (value_len varint | value)   -- Put, RangeDelete
 //! ```
 //! Entry `i` gets sequence number `seq + i`. A tombstone's deletion time is the payload's
@@ -12,8 +14,24 @@ use crate::coding::{u32_at, u64_at, varint};
 use crate::key::{self, Kind};
 use crate::memtable::Memtable;
 
-/// Bytes of the payload header.
+/// Bytes of the payload header in log format versions 1 to 3.
 pub const PAYLOAD_HEADER_LEN: usize = 20;
+/// Most bytes of the payload header in log format version 4 (three varints).
+pub const PAYLOAD_HEADER_LEN_MAX: usize = 10 + 10 + 5;
+
+/// An encoded payload header (log format version 4), used as a byte slice.
+#[derive(Debug, Clone, Copy)]
+pub struct EncodedHeader {
+    bytes: [u8; PAYLOAD_HEADER_LEN_MAX],
+    len: usize,
+}
+
+impl std::ops::Deref for EncodedHeader {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
 
 /// An atomic group of puts and deletes, applied with [`crate::Db::write`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -109,8 +127,27 @@ impl WriteBatch {
     }
 }
 
-/// Encodes the payload header.
-pub fn payload_header(seq: u64, time_ms: u64, count: u32) -> [u8; PAYLOAD_HEADER_LEN] {
+/// Encodes the payload header (log format version 4).
+pub fn payload_header(seq: u64, time_ms: u64, count: u32) -> EncodedHeader {
+    let mut h = EncodedHeader {
+        bytes: [0u8; PAYLOAD_HEADER_LEN_MAX],
+        len: 0,
+    };
+    for mut v in [seq, time_ms, u64::from(count)] {
+        // LEB128, as `varint::put`, into the fixed buffer (a write allocates nothing here).
+        while v >= 0x80 {
+            h.bytes[h.len] = (v as u8) | 0x80;
+            h.len += 1;
+            v >>= 7;
+        }
+        h.bytes[h.len] = v as u8;
+        h.len += 1;
+    }
+    h
+}
+
+/// Encodes the payload header of log format versions 1 to 3 (what older WALs hold).
+pub fn payload_header_v1(seq: u64, time_ms: u64, count: u32) -> [u8; PAYLOAD_HEADER_LEN] {
     let mut h = [0u8; PAYLOAD_HEADER_LEN];
     h[0..8].copy_from_slice(&seq.to_le_bytes());
     h[8..16].copy_from_slice(&time_ms.to_le_bytes());
@@ -135,39 +172,58 @@ pub struct PayloadHeader {
     pub count: u32,
 }
 
-/// Decodes a payload, calling `f` for each entry with its sequence number. Returns the header,
-/// or a description of what is malformed.
+/// Decodes a payload of a log of format `version`, calling `f` for each entry with its
+/// sequence number. Returns the header, or a description of what is malformed.
 pub fn decode_payload<'a>(
     payload: &'a [u8],
+    version: u32,
     f: impl FnMut(u64, Entry<'a>),
 ) -> Result<PayloadHeader, String> {
-    let h = decode_header(payload)?;
-    decode_entries(&payload[PAYLOAD_HEADER_LEN..], h.count, h.seq, f)?;
+    let (h, at) = decode_header(payload, version)?;
+    decode_entries(&payload[at..], h.count, h.seq, f)?;
     Ok(h)
 }
 
-/// Decodes and checks a payload's header.
-pub fn decode_header(payload: &[u8]) -> Result<PayloadHeader, String> {
-    let short = || {
-        format!(
-            "batch payload of {} bytes is shorter than its {PAYLOAD_HEADER_LEN}-byte header",
-            payload.len()
-        )
+/// Decodes and checks a payload's header; returns it and the offset of the entries.
+pub fn decode_header(payload: &[u8], version: u32) -> Result<(PayloadHeader, usize), String> {
+    let (seq, time_ms, count, at) = if version >= 4 {
+        let mut p = 0;
+        let mut field = |what: &str| {
+            varint::get(payload, &mut p)
+                .ok_or_else(|| format!("batch payload with a malformed {what} in its header"))
+        };
+        let seq = field("sequence number")?;
+        let time_ms = field("time")?;
+        let count = field("count")?;
+        let count = u32::try_from(count)
+            .map_err(|_| format!("batch payload claims {count} entries, more than 2^32 - 1"))?;
+        (seq, time_ms, count, p)
+    } else {
+        let short = || {
+            format!(
+                "batch payload of {} bytes is shorter than its {PAYLOAD_HEADER_LEN}-byte header",
+                payload.len()
+            )
+        };
+        let seq = u64_at(payload, 0).ok_or_else(short)?;
+        let time_ms = u64_at(payload, 8).ok_or_else(short)?;
+        let count = u32_at(payload, 16).ok_or_else(short)?;
+        (seq, time_ms, count, PAYLOAD_HEADER_LEN)
     };
-    let seq = u64_at(payload, 0).ok_or_else(short)?;
-    let time_ms = u64_at(payload, 8).ok_or_else(short)?;
-    let count = u32_at(payload, 16).ok_or_else(short)?;
     if seq
         .checked_add(u64::from(count))
         .is_none_or(|end| end > crate::key::SEQ_MAX)
     {
         return Err(format!("sequence numbers {seq}+{count} exceed the maximum"));
     }
-    Ok(PayloadHeader {
-        seq,
-        time_ms,
-        count,
-    })
+    Ok((
+        PayloadHeader {
+            seq,
+            time_ms,
+            count,
+        },
+        at,
+    ))
 }
 
 /// Applies `count` encoded entries (a batch's `rep`) to `mem`, numbered from `seq`: a put with
@@ -188,16 +244,15 @@ pub fn apply_entries(
     })
 }
 
-/// Applies a whole WAL payload (header and entries) to `mem`; returns its header.
-pub fn apply_payload(payload: &[u8], mem: &Memtable) -> Result<PayloadHeader, String> {
-    let h = decode_header(payload)?;
-    apply_entries(
-        &payload[PAYLOAD_HEADER_LEN..],
-        h.count,
-        h.seq,
-        h.time_ms,
-        mem,
-    )?;
+/// Applies a whole WAL payload (header and entries) of a log of format `version` to `mem`;
+/// returns its header.
+pub fn apply_payload(
+    payload: &[u8],
+    version: u32,
+    mem: &Memtable,
+) -> Result<PayloadHeader, String> {
+    let (h, at) = decode_header(payload, version)?;
+    apply_entries(&payload[at..], h.count, h.seq, h.time_ms, mem)?;
     Ok(h)
 }
 
@@ -260,19 +315,26 @@ mod tests {
                     _ => { b.delete_range(k.clone()..v.clone()); }
                 }
             }
-            let mut payload = payload_header(seq, time, b.count).to_vec();
-            payload.extend_from_slice(&b.rep);
-            let mut got = Vec::new();
-            let h = decode_payload(&payload, |s, e| got.push((s, e.kind, e.key.to_vec(), e.value.to_vec()))).unwrap();
-            prop_assert_eq!(h, PayloadHeader { seq, time_ms: time, count: ops.len() as u32 });
-            for (i, (kind, k, v)) in ops.iter().enumerate() {
-                let want_kind = [Kind::Put, Kind::Delete, Kind::RangeDelete][*kind as usize];
-                let want_v = if want_kind == Kind::Delete { Vec::new() } else { v.clone() };
-                prop_assert_eq!(&got[i], &(seq + i as u64, want_kind, k.clone(), want_v));
+            // The header of every log format version: varints (4), fixed width (1 to 3).
+            for version in [4, 3] {
+                let mut payload = if version == 4 {
+                    payload_header(seq, time, b.count).to_vec()
+                } else {
+                    payload_header_v1(seq, time, b.count).to_vec()
+                };
+                payload.extend_from_slice(&b.rep);
+                let mut got = Vec::new();
+                let h = decode_payload(&payload, version, |s, e| got.push((s, e.kind, e.key.to_vec(), e.value.to_vec()))).unwrap();
+                prop_assert_eq!(h, PayloadHeader { seq, time_ms: time, count: ops.len() as u32 });
+                for (i, (kind, k, v)) in ops.iter().enumerate() {
+                    let want_kind = [Kind::Put, Kind::Delete, Kind::RangeDelete][*kind as usize];
+                    let want_v = if want_kind == Kind::Delete { Vec::new() } else { v.clone() };
+                    prop_assert_eq!(&got[i], &(seq + i as u64, want_kind, k.clone(), want_v));
+                }
+                // Any truncation is detected, never misread.
+                let truncated = decode_payload(&payload[..payload.len() - 1], version, |_, _| ());
+                prop_assert!(truncated.is_err());
             }
-            // Any truncation is detected, never misread.
-            let truncated = decode_payload(&payload[..payload.len() - 1], |_, _| ());
-            prop_assert!(truncated.is_err());
         }
     }
 }

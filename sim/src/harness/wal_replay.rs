@@ -1,6 +1,6 @@
 //! The `wal_replay` harness: WAL replay on arbitrary bytes, and on a valid WAL (appended or
-//! pre-sized) built from the input and then damaged, or with stale bytes of another log in
-//! its unused space.
+//! pre-sized, its payloads LZ4-compressed or not) built from the input and then damaged, or
+//! with stale bytes of another log in its unused space.
 
 use super::{is_clear_error, le_u64, mutate, mutation_choices, Input, MemFile};
 use sedimentdb::internals::record::{self as log, LogEnd, LogWriter};
@@ -33,14 +33,15 @@ fn replay_raw(data: &[u8], path: &Path) {
             |off, payload| {
                 assert!((off as usize) < data.len(), "record offset past the end");
                 n += 1;
-                let _ = decode_payload(payload, |_, _| ());
+                let _ = decode_payload(payload, log::file_version(data), |_, _| ());
                 Ok(())
             },
         );
         if let Err(e) = r {
             assert!(is_clear_error(&e), "unclear error: {e}");
         }
-        assert!(n <= data.len() / log::RECORD_HEADER_LEN + 1);
+        // The smallest record (version 4): its fixed part and two one-byte varints.
+        assert!(n <= data.len() / (log::RECORD_HEADER_FIXED_V4 + 2) + 1);
     }
 }
 
@@ -62,10 +63,21 @@ fn replay_damaged(data: &[u8], path: &Path) {
     let other = MemFile::default();
     let o: Arc<dyn sedimentdb::File> = Arc::new(other.clone());
     let mut stale = LogWriter::new(o, path.to_path_buf(), WAL_MAGIC, 6).expect("in memory");
+    // Compressed payloads half the time: damage then lands in LZ4 data and its lengths.
+    let lz4 = inp.u8().is_multiple_of(2);
+    w.set_lz4(lz4);
+    stale.set_lz4(lz4);
     let mut written: Vec<Vec<u8>> = Vec::new();
     for i in 0..(inp.u8() % 12) as u64 {
         let mut b = WriteBatch::new();
-        b.put(inp.bytes(20), inp.bytes(60));
+        let value = inp.bytes(60);
+        // A repeated value compresses: LZ4 pays on it.
+        let value = if inp.u8().is_multiple_of(2) {
+            value.repeat(3)
+        } else {
+            value.to_vec()
+        };
+        b.put(inp.bytes(20), value);
         if inp.u8().is_multiple_of(3) {
             b.delete(inp.bytes(10));
         }

@@ -63,6 +63,8 @@ pub const PROBES: &[&str] = &[
     "data block left raw as compression did not pay",
     "WAL records ended at pre-sized zeros at open",
     "pre-sized WAL grown",
+    "WAL record compressed",
+    "compressed WAL records replayed at open",
     "tombstone dropped by compaction",
     "tombstone dropped after a trivial move",
     "scan moved on to a level's next table",
@@ -204,6 +206,7 @@ pub fn run_steps_with(
         dynamic_level_bytes: knobs.dynamic_level_bytes,
         compression_per_level: knobs.compression_per_level.clone(),
         wal_preallocate_bytes: knobs.wal_preallocate_bytes,
+        wal_compression: knobs.wal_compression,
         ..Options::default()
     };
     let world = World::new();
@@ -368,6 +371,12 @@ impl Runner {
         }
         if st.recovered_zero_tails > 0 {
             self.probe("WAL records ended at pre-sized zeros at open");
+        }
+        if st.wal_records_compressed > 0 {
+            self.probe("WAL record compressed");
+        }
+        if st.recovered_compressed_records > 0 {
+            self.probe("compressed WAL records replayed at open");
         }
         if st.blocks_stored_raw > 0 {
             self.probe("data block left raw as compression did not pay");

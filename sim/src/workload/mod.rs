@@ -77,6 +77,8 @@ pub struct Knobs {
     pub compression_per_level: Vec<Compression>,
     /// The WAL's pre-sizing step (0: appended).
     pub wal_preallocate_bytes: u64,
+    /// Whether WAL payloads are LZ4-compressed.
+    pub wal_compression: Compression,
 }
 
 /// The database directories a seed may draw.
@@ -135,6 +137,7 @@ impl Default for Knobs {
             dynamic_level_bytes: true,
             compression_per_level: vec![Compression::Lz4],
             wal_preallocate_bytes: 4 << 10,
+            wal_compression: Compression::Lz4,
         }
     }
 }
@@ -273,6 +276,8 @@ impl Knobs {
             k.w_compact_step = k.w_compact_step.max(3);
             k.compression_per_level = vec![Lz4];
         }
+        // After everything above, so the knobs above stay what they were for each seed.
+        k.wal_compression = if below(&mut rng, 3) == 0 { Raw } else { Lz4 };
         k
     }
 }
