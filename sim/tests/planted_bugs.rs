@@ -13,8 +13,8 @@ const BOUND: u64 = 500;
 /// The seeds `bug` may take. `SkipManifestSync` gets twice the bound: the vouching record's
 /// sync after the edit still makes the edit durable, so its one effect is that the newest edit
 /// is not vouched for, which shows only when a bit flip lands in that edit before a restart
-/// (measured: first found at seed 511 since log format 4; 668 before it, 157 before directory-only fsync failures changed
-/// which seeds draw what).
+/// (measured: first found at seed 511 since log format 4, 668 before it, and 157 before
+/// directory-only fsync failures changed which seeds draw what).
 fn bound(bug: Bug) -> u64 {
     match bug {
         Bug::SkipManifestSync => 2 * BOUND,
