@@ -56,6 +56,9 @@ struct Args {
     /// `Options::wal_preallocate_bytes` (0: the WAL is appended to).
     #[arg(long, default_value_t = 1 << 20)]
     wal_preallocate: u64,
+    /// `Options::wal_compression`: lz4 or none.
+    #[arg(long, default_value = "lz4")]
+    wal_compression: String,
     /// `Options::compaction_threads`: compactions on disjoint tables and key ranges run at once.
     #[arg(long, default_value_t = 1)]
     compaction_threads: usize,
@@ -224,6 +227,11 @@ fn main() {
         "zstd" => Compression::Zstd(3),
         c => panic!("unknown codec {c}: none, lz4 or zstd"),
     };
+    let wal_codec = match a.wal_compression.as_str() {
+        "none" => Compression::None,
+        "lz4" => Compression::Lz4,
+        c => panic!("unknown WAL codec {c}: none or lz4"),
+    };
     let base = Options::default();
     let opts = Options {
         level1_size_bytes: a.level1_mib.map_or(base.level1_size_bytes, |m| m << 20),
@@ -231,6 +239,7 @@ fn main() {
         block_cache_bytes: a.cache_bytes,
         compression_per_level: vec![codec],
         wal_preallocate_bytes: a.wal_preallocate,
+        wal_compression: wal_codec,
         compaction_threads: a.compaction_threads,
         dynamic_level_bytes: a.dynamic_levels,
         ..Options::default()
