@@ -35,7 +35,7 @@ struct Args {
     #[arg(long, default_value_t = 1_000_000)]
     num: u64,
     /// Comma-separated benchmarks, run in order (also `compact`: the whole key range into the
-    /// last level).
+    /// last level; `settle`: the compactions the level targets still call for).
     #[arg(
         long,
         default_value = "fillseq,fillrandom,overwrite,readrandom,readmissing,seekrandom,readseq,fillsync,fillsync_mt8,fsynclimit"
@@ -59,6 +59,10 @@ struct Args {
     /// `Options::wal_compression`: lz4 or none.
     #[arg(long, default_value = "lz4")]
     wal_compression: String,
+    /// `Options::l0_compaction_trigger` (the slowdown and stop triggers at least twice and three
+    /// times it; default: the engine's).
+    #[arg(long)]
+    l0_trigger: Option<usize>,
     /// `Options::compaction_threads`: compactions on disjoint tables and key ranges run at once.
     #[arg(long, default_value_t = 1)]
     compaction_threads: usize,
@@ -240,6 +244,13 @@ fn main() {
         compression_per_level: vec![codec],
         wal_preallocate_bytes: a.wal_preallocate,
         wal_compression: wal_codec,
+        l0_compaction_trigger: a.l0_trigger.unwrap_or(base.l0_compaction_trigger),
+        l0_slowdown_writes_trigger: a.l0_trigger.map_or(base.l0_slowdown_writes_trigger, |t| {
+            (2 * t).max(base.l0_slowdown_writes_trigger)
+        }),
+        l0_stop_writes_trigger: a.l0_trigger.map_or(base.l0_stop_writes_trigger, |t| {
+            (3 * t).max(base.l0_stop_writes_trigger)
+        }),
         compaction_threads: a.compaction_threads,
         dynamic_level_bytes: a.dynamic_levels,
         ..Options::default()
@@ -297,6 +308,14 @@ fn main() {
                 });
                 charted.extend(s.map(|s| s.finish(&d, n)));
                 d.flush().unwrap();
+                r.print(b, Some(&d), &main_dir);
+            }
+            "settle" => {
+                // The compactions the level targets still call for after a fill, so that
+                // `--stats` then counts a settled tree's writes (fill and settle together).
+                let d = open(&mut db);
+                let mut r = Run::time(1, 0, None, |_| d.compact().unwrap());
+                r.user_bytes = n * (16 + vs as u64);
                 r.print(b, Some(&d), &main_dir);
             }
             "compact" => {
