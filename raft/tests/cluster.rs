@@ -18,8 +18,10 @@
 //!   every time it is seen, and at the end, once all three have caught up;
 //! - no task panics.
 //!
-//! The same seed gives the same history in a fresh process. `SEDIMENTDB_CLUSTER_SEEDS` sets the
-//! number of seeds (default 300); a failure names its seed and the command that reruns it.
+//! The same seed gives the same history in a fresh process, so each seed loop (the histories,
+//! the planted bugs, the stale-read check) runs alone in a child process of this binary.
+//! `SEDIMENTDB_CLUSTER_SEEDS` sets the number of seeds (default 300); a failure names its seed
+//! and the command that reruns it.
 mod common;
 use common::Rng;
 use openraft::error::{
@@ -413,18 +415,18 @@ fn rerun(seed: u64) -> String {
     )
 }
 
-/// Runs the seeds (`cluster_seeds_in_a_process_of_their_own`) in a child process, alone: tokio
-/// numbers tasks from a process-wide counter and turmoil drops a crashed node's tasks in that
-/// order, so tests running beside the seeds in one process would shift the numbering and a
-/// failing seed would not come back on a rerun. Alone in a fresh process, seed `n` runs the
-/// same every time after seeds `0..n`, and the command a failure prints reproduces it.
-#[test]
-fn cluster_histories_are_linearizable_under_faults() {
+/// Runs the ignored test `name` of this binary in a child process, alone, and fails with its
+/// output if it fails. Tokio numbers tasks from a process-wide counter and turmoil drops a
+/// crashed node's tasks in that order, so tests running beside a seed loop in one process would
+/// shift the numbering, and a failing seed would not come back on a rerun. Alone in a fresh
+/// process, seed `n` runs the same every time after seeds `0..n`, and the command a failure
+/// prints reproduces it.
+fn run_alone(name: &str) {
     let out = std::process::Command::new(std::env::current_exe().expect("the test binary"))
         .args([
             "--ignored",
             "--exact",
-            "cluster_seeds_in_a_process_of_their_own",
+            name,
             "--nocapture",
             "--test-threads",
             "1",
@@ -433,22 +435,27 @@ fn cluster_histories_are_linearizable_under_faults() {
         .expect("the test binary runs");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    let tail = |s: &str| s[s.len().saturating_sub(6000)..].to_string();
-    let summary = text.lines().skip_while(|l| !l.ends_with("seeds:"));
-    for line in summary.take_while(|l| l.starts_with("  ") || l.ends_with("seeds:")) {
-        println!("{line}");
-    }
+    let tail = |s: &str| {
+        String::from_utf8_lossy(&s.as_bytes()[s.len().saturating_sub(6000)..]).into_owned()
+    };
+    // Captured by the test harness: shown with --nocapture, or on a failure.
+    print!("{text}");
     assert!(
         out.status.success(),
-        "the cluster seeds failed in their process:\n{}\n{}",
+        "{name} failed in its process:\n{}\n{}",
         tail(&text),
         tail(&err)
     );
     assert!(
         text.contains("1 passed"),
-        "the seeds did not run in the child process:\n{}",
+        "{name} did not run in the child process:\n{}",
         tail(&text)
     );
+}
+
+#[test]
+fn cluster_histories_are_linearizable_under_faults() {
+    run_alone("cluster_seeds_in_a_process_of_their_own");
 }
 
 #[test]
@@ -582,6 +589,13 @@ fn the_same_seed_gives_the_same_run() {
 #[cfg(feature = "planted-bugs")]
 #[test]
 fn the_cluster_test_finds_its_planted_bugs() {
+    run_alone("planted_bugs_in_a_process_of_their_own");
+}
+
+#[cfg(feature = "planted-bugs")]
+#[test]
+#[ignore = "run alone in a child process by the_cluster_test_finds_its_planted_bugs"]
+fn planted_bugs_in_a_process_of_their_own() {
     use sedimentdb_raft::planted::{plant, Bug};
     let mut table = Vec::new();
     for bug in Bug::ALL {
@@ -612,6 +626,12 @@ fn the_cluster_test_finds_its_planted_bugs() {
 
 #[test]
 fn stale_reads_are_caught_by_the_checker() {
+    run_alone("stale_reads_in_a_process_of_their_own");
+}
+
+#[test]
+#[ignore = "run alone in a child process by stale_reads_are_caught_by_the_checker"]
+fn stale_reads_in_a_process_of_their_own() {
     let found = (0..200).find(|s| run_seed(*s, true).2.is_some());
     println!("stale reads first caught at seed {found:?}");
     assert!(
