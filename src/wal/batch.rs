@@ -57,6 +57,8 @@ impl WriteBatch {
         let (key, value) = (key.as_ref(), value.as_ref());
         self.note_key(key);
         self.max_value_len = self.max_value_len.max(value.len());
+        // One growth for the whole entry (kind, two varints, key, value), not one per part.
+        self.rep.reserve(1 + 10 + key.len() + 10 + value.len());
         self.rep.push(Kind::Put as u8);
         varint::put(&mut self.rep, key.len() as u64);
         self.rep.extend_from_slice(key);
@@ -70,6 +72,7 @@ impl WriteBatch {
     pub fn delete(&mut self, key: impl AsRef<[u8]>) -> &mut Self {
         let key = key.as_ref();
         self.note_key(key);
+        self.rep.reserve(1 + 10 + key.len());
         self.rep.push(Kind::Delete as u8);
         varint::put(&mut self.rep, key.len() as u64);
         self.rep.extend_from_slice(key);
