@@ -4,12 +4,28 @@
 /// LEB128 varints.
 pub mod varint {
     /// Appends `v` as a varint.
-    pub fn put(out: &mut Vec<u8>, mut v: u64) {
+    pub fn put(out: &mut Vec<u8>, v: u64) {
+        let mut b = [0u8; 10];
+        let n = encode(v, &mut b);
+        out.extend_from_slice(&b[..n]);
+    }
+
+    /// Writes `v` as a varint at the start of `out` (at least [`len`]`(v)` bytes); returns
+    /// how many bytes it took.
+    pub fn encode(mut v: u64, out: &mut [u8]) -> usize {
+        let mut n = 0;
         while v >= 0x80 {
-            out.push((v as u8) | 0x80);
+            out[n] = (v as u8) | 0x80;
+            n += 1;
             v >>= 7;
         }
-        out.push(v as u8);
+        out[n] = v as u8;
+        n + 1
+    }
+
+    /// Bytes `v` takes as a varint.
+    pub fn len(v: u64) -> usize {
+        (64 - v.leading_zeros()).div_ceil(7).max(1) as usize
     }
 
     /// Decodes a varint at `*pos`, advancing it; `None` if truncated or longer than 10 bytes.

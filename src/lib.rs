@@ -47,6 +47,7 @@ mod filename;
 mod histogram;
 mod iter;
 mod key;
+mod lz4;
 mod manifest;
 mod memtable;
 mod options;

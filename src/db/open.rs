@@ -394,7 +394,7 @@ fn replay_wals(
         }
         let mut sealed = false;
         let version = log::file_version(data);
-        let replayed =
+        let (end, compressed) =
             log::replay_counted(data, path, WAL_MAGIC, *n, tail_allowed, |off, payload| {
                 sealed = payload.is_empty();
                 if payload.is_empty() {
@@ -407,7 +407,6 @@ fn replay_wals(
                 }
                 Ok(())
             })?;
-        let (end, compressed) = replayed;
         r.compressed += compressed;
         if log::holds_records(data, *n) {
             r.wals += 1;

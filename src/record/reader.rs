@@ -192,21 +192,6 @@ fn parse_record_v1(data: &[u8], pos: usize, file_number: u64) -> Result<Parsed<'
     })
 }
 
-/// Decompresses an intact record's LZ4 payload into `out`. An intact record that does not
-/// decode to its recorded length was written that way: damage no torn write explains.
-fn decompress(r: &Parsed<'_>, raw_len: usize, out: &mut Vec<u8>) -> Result<(), String> {
-    out.clear();
-    out.resize(raw_len, 0);
-    let n = lz4_flex::block::decompress_into(r.payload, out)
-        .map_err(|e| format!("compressed record does not decode: {e}"))?;
-    if n != raw_len {
-        return Err(format!(
-            "compressed record decodes to {n} bytes, its header says {raw_len}"
-        ));
-    }
-    Ok(())
-}
-
 /// Replays the records of a log held in `data`, calling `f(offset, payload)` for each intact one
 /// in order.
 ///
@@ -266,8 +251,11 @@ pub fn replay_counted(
                 match r.raw_len {
                     None => f(pos as u64, r.payload)?,
                     Some(n) => {
-                        decompress(&r, n, &mut raw)
-                            .map_err(|reason| Error::corruption(path, pos as u64, reason))?;
+                        // An intact record that does not decode to its recorded length was
+                        // written that way: damage no torn write explains.
+                        crate::lz4::decompress_exact(r.payload, n, &mut raw).map_err(|e| {
+                            Error::corruption(path, pos as u64, format!("compressed record: {e}"))
+                        })?;
                         f(pos as u64, &raw)?;
                         compressed += 1;
                     }

@@ -165,16 +165,9 @@ impl LogWriter {
         for p in parts {
             self.raw.extend_from_slice(p);
         }
-        self.packed.clear();
-        self.packed
-            .resize(lz4_flex::block::get_maximum_output_size(self.raw.len()), 0);
-        let Ok(n) = lz4_flex::block::compress_into(&self.raw, &mut self.packed) else {
-            return false;
-        };
-        self.packed.truncate(n);
-        // Stored bytes (the compressed payload and its raw length) at most seven eighths.
-        let raw_len_bytes = (64 - (len as u64).leading_zeros()).div_ceil(7).max(1) as usize;
-        let pays = n + raw_len_bytes < len - len / 8;
+        // Stored bytes: the compressed payload and its raw length.
+        let pays = crate::lz4::compress_into(&self.raw, &mut self.packed)
+            && crate::lz4::pays(self.packed.len() + varint::len(len as u64), len);
         if self.raw.capacity() > (1 << 20) {
             self.raw = Vec::new();
         }

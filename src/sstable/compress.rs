@@ -41,23 +41,14 @@ pub fn encode_into(
 ) -> Stored {
     let (byte, ok) = match codec {
         Compression::None => (CODEC_NONE, false),
-        Compression::Lz4 => {
-            scratch.clear();
-            scratch.resize(lz4_flex::block::get_maximum_output_size(raw.len()), 0);
-            let n = lz4_flex::block::compress_into(raw, scratch);
-            let ok = n.is_ok_and(|n| {
-                scratch.truncate(n);
-                true
-            });
-            (CODEC_LZ4, ok)
-        }
+        Compression::Lz4 => (CODEC_LZ4, crate::lz4::compress_into(raw, scratch)),
         Compression::Zstd(level) => (CODEC_ZSTD, zstd_compress(raw, level, scratch)),
     };
     let start = out.len();
     crate::coding::varint::put(out, raw.len() as u64);
     let head_len = out.len() - start;
-    // Stored size (length, compressed bytes, codec byte) at most seven eighths of the raw.
-    let pays = ok && head_len + scratch.len() < raw.len() - raw.len() / 8;
+    // Stored size (length, compressed bytes; the codec byte is there either way).
+    let pays = ok && crate::lz4::pays(head_len + scratch.len(), raw.len());
     if pays {
         out.extend_from_slice(scratch);
         out.push(byte);
@@ -156,20 +147,19 @@ pub fn decode_with_spare(
              ({max_raw_len} bytes)"
         )));
     }
-    // Every byte is overwritten by the codec (and its count checked below), so what `spare`
-    // held before need not be cleared.
-    spare.resize(raw_len as usize, 0);
-    let out = &mut spare[..];
-    let n = if codec == CODEC_LZ4 {
-        lz4_flex::block::decompress_into(&buf[p..stored], out)
-            .map_err(|e| DecodeError::Corrupt(format!("LZ4 block does not decode: {e}")))?
+    if codec == CODEC_LZ4 {
+        crate::lz4::decompress_exact(&buf[p..stored], raw_len as usize, spare)
+            .map_err(|e| DecodeError::Corrupt(format!("compressed block: {e}")))?;
     } else {
-        zstd_decompress(&buf[p..stored], out)?
-    };
-    if n as u64 != raw_len {
-        return Err(DecodeError::Corrupt(format!(
-            "compressed block decodes to {n} bytes, its header says {raw_len}"
-        )));
+        // Every byte is overwritten by the codec (and its count checked below), so what
+        // `spare` held before need not be cleared.
+        spare.resize(raw_len as usize, 0);
+        let n = zstd_decompress(&buf[p..stored], &mut spare[..])?;
+        if n as u64 != raw_len {
+            return Err(DecodeError::Corrupt(format!(
+                "compressed block decodes to {n} bytes, its header says {raw_len}"
+            )));
+        }
     }
     std::mem::swap(buf, spare);
     Ok(codec)

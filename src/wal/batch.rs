@@ -136,15 +136,9 @@ pub fn payload_header(seq: u64, time_ms: u64, count: u32) -> EncodedHeader {
         bytes: [0u8; PAYLOAD_HEADER_LEN_MAX],
         len: 0,
     };
-    for mut v in [seq, time_ms, u64::from(count)] {
-        // LEB128, as `varint::put`, into the fixed buffer (a write allocates nothing here).
-        while v >= 0x80 {
-            h.bytes[h.len] = (v as u8) | 0x80;
-            h.len += 1;
-            v >>= 7;
-        }
-        h.bytes[h.len] = v as u8;
-        h.len += 1;
+    // Into the fixed buffer: a write allocates nothing here.
+    for v in [seq, time_ms, u64::from(count)] {
+        h.len += varint::encode(v, &mut h.bytes[h.len..]);
     }
     h
 }
