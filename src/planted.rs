@@ -129,12 +129,15 @@ pub enum Bug {
     /// A WAL record says every byte before it was synced, though the last sync was earlier: a
     /// torn write before it then reads as damage to synced data.
     WalVouchesForUnsyncedBytes,
+    /// The merging iterator keeps the source it just moved as current without comparing its
+    /// next key with the runner-up's: a scan yields keys out of order or skips versions.
+    MergeSkipsRunnerUp,
 }
 
 impl Bug {
     /// Every planted bug.
     #[cfg_attr(not(feature = "planted-bugs"), allow(dead_code))]
-    pub const ALL: [Bug; 47] = [
+    pub const ALL: [Bug; 48] = [
         Bug::AckBeforeWalSync,
         Bug::RetryFailedFsync,
         Bug::SkipWalSyncAtRotation,
@@ -182,6 +185,7 @@ impl Bug {
         Bug::ZeroSeqAboveDeeperLevel,
         Bug::WalCompressionInputKept,
         Bug::WalVouchesForUnsyncedBytes,
+        Bug::MergeSkipsRunnerUp,
     ];
 }
 

@@ -118,6 +118,16 @@ fn proving_kinds(bug: Bug) -> &'static [FailureKind] {
         Bug::WalCompressionInputKept => &[UnexpectedError, LostWrite, NotAPrefix, Checkpoint],
         // A torn tail taken for damage to synced data: recovery refuses the WAL.
         Bug::WalVouchesForUnsyncedBytes => &[UnexpectedError, LostWrite, Checkpoint],
+        // Keys out of order or versions skipped in a scan or cursor, or a compaction's merge
+        // writing keys out of order (a table the engine then reports as damaged).
+        Bug::MergeSkipsRunnerUp => &[
+            UnexpectedError,
+            WrongRead,
+            RawView,
+            NotAPrefix,
+            LostWrite,
+            Checkpoint,
+        ],
         // Records past the zeros: recovery ends before them.
         Bug::WalOffsetFromFileLength => &[LostWrite, NotAPrefix, Checkpoint],
         // A value hidden by an older range tombstone of its table; a snapshot reading a value

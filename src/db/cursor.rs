@@ -216,7 +216,11 @@ pub struct Cursor {
     dir: Direction,
     valid: bool,
     key: Vec<u8>,
+    /// The current value when moving backward (the merging iterator has moved past it).
+    /// Moving forward the merging iterator stays on the entry, and the value is read there
+    /// (`value_in_merge`), with no copy.
     value: Vec<u8>,
+    value_in_merge: bool,
     kind: Kind,
     status: Option<Error>,
     /// Yield point tombstones too (the raw view), forward only.
@@ -235,6 +239,7 @@ impl Cursor {
             valid: false,
             key: Vec::new(),
             value: Vec::new(),
+            value_in_merge: false,
             kind: Kind::Put,
             status,
             raw: false,
@@ -273,10 +278,10 @@ impl Cursor {
 
     /// The current value (empty when not [`Cursor::valid`]).
     pub fn value(&self) -> &[u8] {
-        if self.valid {
-            &self.value
-        } else {
-            &[]
+        match (self.valid, self.value_in_merge) {
+            (false, _) => &[],
+            (true, true) => self.merge.value(),
+            (true, false) => &self.value,
         }
     }
 
@@ -389,7 +394,11 @@ impl Cursor {
     /// The current value, moved out (the cursor keeps its key): for iterators that hand the
     /// entry over and move on.
     pub(crate) fn take_value(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.value)
+        if self.valid && self.value_in_merge {
+            self.merge.value().to_vec()
+        } else {
+            std::mem::take(&mut self.value)
+        }
     }
 
     /// Puts the merging iterator on the last entry whose user key is below `limit`, moving
@@ -436,14 +445,7 @@ impl Cursor {
             self.key.clear();
             self.key.extend_from_slice(p.user_key);
             if self.shows(p.user_key, p.kind, p.seq) {
-                let v = self.merge.value();
-                if self.value.capacity() == 0 {
-                    // Taken by the last `take_value`: one exact allocation.
-                    self.value = v.to_vec();
-                } else {
-                    self.value.clear();
-                    self.value.extend_from_slice(v);
-                }
+                self.value_in_merge = true;
                 self.kind = p.kind;
                 self.valid = true;
                 return Ok(());
@@ -459,6 +461,7 @@ impl Cursor {
     /// merging iterator before all of its versions.
     fn find_prev(&mut self) -> Result<()> {
         self.valid = false;
+        self.value_in_merge = false;
         // The newest visible version passed so far of the key being read (in `self.key`):
         // its kind and sequence number.
         let mut saved: Option<(Kind, u64)> = None;

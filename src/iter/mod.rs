@@ -209,6 +209,12 @@ impl Source {
 pub(crate) struct MergingIter {
     sources: Vec<Source>,
     current: Option<usize>,
+    /// The runner-up: the source that comes first among the others (`None` if no other is
+    /// valid). Moving on from the current entry, only the current source changes, so when its
+    /// next key still comes before the runner-up's it stays current after one comparison
+    /// (long runs from one source, as in a scan over a mostly compacted database, cost no
+    /// full pick).
+    second: Option<usize>,
     forward: bool,
 }
 
@@ -217,26 +223,59 @@ impl MergingIter {
         MergingIter {
             sources,
             current: None,
+            second: None,
             forward: true,
         }
     }
 
+    /// True if source `i`'s key comes before source `j`'s in the direction of travel (on
+    /// equal keys, the source listed first).
+    fn before(&self, i: usize, j: usize) -> bool {
+        let c = crate::key::compare(self.sources[i].key(), self.sources[j].key());
+        let c = if self.forward { c } else { c.reverse() };
+        c.is_lt() || (c.is_eq() && i < j)
+    }
+
+    /// Finds the current source and the runner-up among all of them.
     fn pick(&mut self) {
+        let best = self.first_except(None);
+        self.current = best;
+        self.second = best.and_then(|b| self.first_except(Some(b)));
+    }
+
+    /// The valid source that comes first, leaving `skip` out.
+    fn first_except(&self, skip: Option<usize>) -> Option<usize> {
         let mut best: Option<usize> = None;
-        for (i, s) in self.sources.iter().enumerate() {
-            if !s.valid() {
+        for i in 0..self.sources.len() {
+            if Some(i) == skip || !self.sources[i].valid() {
                 continue;
             }
-            best = match best {
-                Some(b) => {
-                    let c = crate::key::compare(self.sources[b].key(), s.key());
-                    let keep = if self.forward { c.is_le() } else { c.is_ge() };
-                    Some(if keep { b } else { i })
-                }
-                None => Some(i),
-            };
+            if best.is_none_or(|b| self.before(i, b)) {
+                best = Some(i);
+            }
         }
-        self.current = best;
+        best
+    }
+
+    /// After the current source `cur` moved one entry on (and no other moved): it stays
+    /// current if it still comes before the runner-up; otherwise the runner-up, which came
+    /// first among the others, becomes current, and only a new runner-up is looked for.
+    fn repick(&mut self, cur: usize) {
+        let Some(s) = self.second else {
+            // No other source is valid.
+            if !self.sources[cur].valid() {
+                self.current = None;
+            }
+            return;
+        };
+        // Planted: the current source stays current without a look at the runner-up.
+        if self.sources[cur].valid()
+            && (planted::active(Bug::MergeSkipsRunnerUp) || self.before(cur, s))
+        {
+            return;
+        }
+        self.current = Some(s);
+        self.second = self.first_except(Some(s));
     }
 
     /// How often its sorted levels moved into their next table and into their previous one.
@@ -308,9 +347,12 @@ impl MergingIter {
                 }
             }
             self.forward = true;
+            self.sources[cur].advance()?;
+            self.pick();
+            return Ok(());
         }
         self.sources[cur].advance()?;
-        self.pick();
+        self.repick(cur);
         Ok(())
     }
 
@@ -336,9 +378,12 @@ impl MergingIter {
                 }
             }
             self.forward = false;
+            self.sources[cur].prev()?;
+            self.pick();
+            return Ok(());
         }
         self.sources[cur].prev()?;
-        self.pick();
+        self.repick(cur);
         Ok(())
     }
 }
@@ -384,6 +429,45 @@ mod tests {
                 let p = key::parse(ik).unwrap();
                 if seen.insert(p.user_key.to_vec()) {
                     prop_assert_eq!(Some(&p.seq), newest.get(&p.user_key[0]));
+                }
+            }
+        }
+
+        /// Moving both ways in any order (the runner-up kept across moves, rebuilt at each
+        /// change of direction) visits the entries of one sorted list of all of them.
+        #[test]
+        fn moves_both_ways_follow_the_sorted_merge(
+            entries in proptest::collection::vec((0u8..12, 0usize..4), 1..80),
+            start in any::<prop::sample::Index>(),
+            moves in proptest::collection::vec(any::<bool>(), 0..200),
+        ) {
+            let mems: Vec<Arc<Memtable>> = (0..4).map(|i| Arc::new(Memtable::new(i))).collect();
+            let mut all = Vec::new();
+            for (seq, (k, src)) in entries.iter().enumerate() {
+                let seq = seq as u64 + 1;
+                mems[*src].insert(&[*k], seq, Kind::Put, &seq.to_le_bytes());
+                all.push(key::encode(&[*k], seq, Kind::Put));
+            }
+            all.sort_by(|a, b| key::compare(a, b));
+            let mut m = MergingIter::new(mems.iter().map(|m| Source::Mem(MemSource::new(m.clone()))).collect());
+            let mut at = start.index(all.len());
+            m.seek(Some(&all[at])).unwrap();
+            for forward in moves {
+                prop_assert_eq!(m.key(), &all[at][..]);
+                if forward {
+                    m.advance().unwrap();
+                    at += 1;
+                } else if at == 0 {
+                    m.prev().unwrap();
+                    prop_assert!(!m.valid());
+                    break;
+                } else {
+                    m.prev().unwrap();
+                    at -= 1;
+                }
+                if at == all.len() {
+                    prop_assert!(!m.valid());
+                    break;
                 }
             }
         }

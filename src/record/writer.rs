@@ -233,7 +233,6 @@ impl LogWriter {
         Ok(())
     }
 
-    /// Makes every record appended so far durable.
     /// Makes every record appended so far durable. After a failure, refuses every later call.
     pub fn sync(&mut self) -> Result<()> {
         self.refuse_if_failed()?;
@@ -286,12 +285,12 @@ impl LogWriter {
         false
     }
 
-    /// The file's number.
     /// Bytes known durable (the offset of the last successful sync).
     pub fn synced_len(&self) -> u64 {
         self.synced_offset
     }
 
+    /// The file's number.
     pub fn file_number(&self) -> u64 {
         self.file_number
     }
