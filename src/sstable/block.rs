@@ -101,6 +101,28 @@ pub struct BlockCursor {
     value: (usize, usize),
 }
 
+/// A byte range of a block.
+type Span = (usize, usize);
+
+/// Parses the entry at offset `at` of a block's entry area, after a key of `prev_len` bytes:
+/// its shared length and the spans of its key suffix and value.
+fn parse_entry(entries: &[u8], at: usize, prev_len: usize) -> Result<(usize, Span, Span), String> {
+    let mut p = at;
+    let bad = |what: &str| format!("malformed entry at block offset {at}: {what}");
+    let shared = varint::get(entries, &mut p).ok_or_else(|| bad("shared length"))? as usize;
+    let unshared = varint::get(entries, &mut p).ok_or_else(|| bad("unshared length"))? as usize;
+    let vlen = varint::get(entries, &mut p).ok_or_else(|| bad("value length"))? as usize;
+    if shared > prev_len {
+        return Err(bad("shares more bytes than the previous key has"));
+    }
+    let kend = p.checked_add(unshared).ok_or_else(|| bad("key length"))?;
+    let vend = kend.checked_add(vlen).ok_or_else(|| bad("value length"))?;
+    if vend > entries.len() {
+        return Err(bad("runs past the entries"));
+    }
+    Ok((shared, (p, kend), (kend, vend)))
+}
+
 impl BlockCursor {
     /// Points the cursor at a block (before its first entry).
     pub fn reset(&mut self, block: &[u8]) -> Result<(), String> {
@@ -156,23 +178,11 @@ impl BlockCursor {
             return Ok(());
         }
         let entries = &block[..self.restarts_off];
-        let mut p = at;
-        let bad = |what: &str| format!("malformed entry at block offset {at}: {what}");
-        let shared = varint::get(entries, &mut p).ok_or_else(|| bad("shared length"))? as usize;
-        let unshared = varint::get(entries, &mut p).ok_or_else(|| bad("unshared length"))? as usize;
-        let vlen = varint::get(entries, &mut p).ok_or_else(|| bad("value length"))? as usize;
-        if shared > self.key.len() {
-            return Err(bad("shares more bytes than the previous key has"));
-        }
-        let kend = p.checked_add(unshared).ok_or_else(|| bad("key length"))?;
-        let vend = kend.checked_add(vlen).ok_or_else(|| bad("value length"))?;
-        if vend > entries.len() {
-            return Err(bad("runs past the entries"));
-        }
+        let (shared, key, value) = parse_entry(entries, at, self.key.len())?;
         self.key.truncate(shared);
-        self.key.extend_from_slice(&entries[p..kend]);
-        self.value = (kend, vend);
-        self.next = vend;
+        self.key.extend_from_slice(&entries[key.0..key.1]);
+        self.value = value;
+        self.next = value.1;
         Ok(())
     }
 
@@ -235,6 +245,17 @@ impl BlockCursor {
         Ok(())
     }
 
+    /// The key of the entry at restart point `i` (block offset `at`), which shares nothing with
+    /// the key before it, borrowed from the block.
+    fn whole_key_at<'b>(&self, block: &'b [u8], at: usize, i: usize) -> Result<&'b [u8], String> {
+        if at >= self.restarts_off {
+            return Err(format!("restart point {i} points at no entry"));
+        }
+        let entries = &block[..self.restarts_off];
+        let (_, key, _) = parse_entry(entries, at, 0)?;
+        Ok(&entries[key.0..key.1])
+    }
+
     /// Moves to the first entry whose key is `>= target` under `cmp`.
     pub fn seek(
         &mut self,
@@ -243,16 +264,13 @@ impl BlockCursor {
         cmp: impl Fn(&[u8], &[u8]) -> Ordering,
     ) -> Result<(), String> {
         // Binary search for the last restart point whose key is < target.
+        // A restart point's key is stored whole: it is compared where it lies, not copied.
         let (mut lo, mut hi) = (0usize, self.num_restarts - 1);
         while lo < hi {
             let mid = (lo + hi).div_ceil(2);
             let r = self.restart(block, mid)?;
-            self.key.clear();
-            self.decode_at(block, r)?;
-            if !self.valid() {
-                return Err(format!("restart point {mid} points at no entry"));
-            }
-            if cmp(&self.key, target) == Ordering::Less {
+            let key = self.whole_key_at(block, r, mid)?;
+            if cmp(key, target) == Ordering::Less {
                 lo = mid;
             } else {
                 hi = mid - 1;
