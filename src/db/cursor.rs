@@ -217,10 +217,9 @@ pub struct Cursor {
     valid: bool,
     key: Vec<u8>,
     /// The current value when moving backward (the merging iterator has moved past it).
-    /// Moving forward the merging iterator stays on the entry, and the value is read there
-    /// (`value_in_merge`), with no copy.
+    /// Moving forward the merging iterator stays on the entry, and the value is read there,
+    /// with no copy.
     value: Vec<u8>,
-    value_in_merge: bool,
     kind: Kind,
     status: Option<Error>,
     /// Yield point tombstones too (the raw view), forward only.
@@ -239,7 +238,6 @@ impl Cursor {
             valid: false,
             key: Vec::new(),
             value: Vec::new(),
-            value_in_merge: false,
             kind: Kind::Put,
             status,
             raw: false,
@@ -278,10 +276,10 @@ impl Cursor {
 
     /// The current value (empty when not [`Cursor::valid`]).
     pub fn value(&self) -> &[u8] {
-        match (self.valid, self.value_in_merge) {
+        match (self.valid, self.dir) {
             (false, _) => &[],
-            (true, true) => self.merge.value(),
-            (true, false) => &self.value,
+            (true, Direction::Forward) => self.merge.value(),
+            (true, Direction::Reverse) => &self.value,
         }
     }
 
@@ -394,7 +392,7 @@ impl Cursor {
     /// The current value, moved out (the cursor keeps its key): for iterators that hand the
     /// entry over and move on.
     pub(crate) fn take_value(&mut self) -> Vec<u8> {
-        if self.valid && self.value_in_merge {
+        if self.valid && self.dir == Direction::Forward {
             self.merge.value().to_vec()
         } else {
             std::mem::take(&mut self.value)
@@ -445,7 +443,6 @@ impl Cursor {
             self.key.clear();
             self.key.extend_from_slice(p.user_key);
             if self.shows(p.user_key, p.kind, p.seq) {
-                self.value_in_merge = true;
                 self.kind = p.kind;
                 self.valid = true;
                 return Ok(());
@@ -461,7 +458,6 @@ impl Cursor {
     /// merging iterator before all of its versions.
     fn find_prev(&mut self) -> Result<()> {
         self.valid = false;
-        self.value_in_merge = false;
         // The newest visible version passed so far of the key being read (in `self.key`):
         // its kind and sequence number.
         let mut saved: Option<(Kind, u64)> = None;

@@ -257,6 +257,16 @@ impl MergingIter {
         best
     }
 
+    /// After the current source `cur` moved one entry: a full pick if the others moved too
+    /// (the direction `turned`), else [`MergingIter::repick`].
+    fn repick_after(&mut self, cur: usize, turned: bool) {
+        if turned {
+            self.pick();
+        } else {
+            self.repick(cur);
+        }
+    }
+
     /// After the current source `cur` moved one entry on (and no other moved): it stays
     /// current if it still comes before the runner-up; otherwise the runner-up, which came
     /// first among the others, becomes current, and only a new runner-up is looked for.
@@ -334,7 +344,8 @@ impl MergingIter {
         let Some(cur) = self.current else {
             return Ok(());
         };
-        if !self.forward {
+        let turned = !self.forward;
+        if turned {
             // Every other source is before the current key: put each after it.
             let key = self.sources[cur].key().to_vec();
             for (i, s) in self.sources.iter_mut().enumerate() {
@@ -347,12 +358,9 @@ impl MergingIter {
                 }
             }
             self.forward = true;
-            self.sources[cur].advance()?;
-            self.pick();
-            return Ok(());
         }
         self.sources[cur].advance()?;
-        self.repick(cur);
+        self.repick_after(cur, turned);
         Ok(())
     }
 
@@ -361,7 +369,8 @@ impl MergingIter {
         let Some(cur) = self.current else {
             return Ok(());
         };
-        if self.forward {
+        let turned = self.forward;
+        if turned {
             // Every other source is after the current key: put each before it.
             if !planted::active(Bug::ReverseWithoutRepositioning) {
                 let key = self.sources[cur].key().to_vec();
@@ -378,12 +387,9 @@ impl MergingIter {
                 }
             }
             self.forward = false;
-            self.sources[cur].prev()?;
-            self.pick();
-            return Ok(());
         }
         self.sources[cur].prev()?;
-        self.repick(cur);
+        self.repick_after(cur, turned);
         Ok(())
     }
 }
