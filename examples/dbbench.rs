@@ -41,6 +41,9 @@ struct Args {
         default_value = "fillseq,fillrandom,overwrite,readrandom,readmissing,seekrandom,readseq,fillsync,fillsync_mt8,fsynclimit"
     )]
     benchmarks: String,
+    /// How keys are made from key numbers (dbbench: as db_bench does).
+    #[arg(long, value_enum, default_value = "dbbench")]
+    keys: KeyLayout,
     /// Bytes per value.
     #[arg(long, default_value_t = 100)]
     value_size: usize,
@@ -90,17 +93,82 @@ struct Args {
     stats: bool,
 }
 
-fn key(i: u64) -> [u8; 16] {
-    let mut k = [0u8; 16];
-    k[..8].copy_from_slice(&i.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_be_bytes());
-    k[8..].copy_from_slice(&i.to_be_bytes());
-    k
+/// How the benchmark's 16-byte keys are made from key numbers.
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum KeyLayout {
+    /// As db_bench makes them: the key number as 8 big-endian bytes, then eight `'0'` bytes;
+    /// `fillrandom` writes the numbers `0..num` once each, in a pseudo-random order.
+    Dbbench,
+    /// 8 bytes of a hash of the key number, then the number (8 big-endian bytes): neighbours
+    /// share few bytes, so keys compress less; `fillrandom` writes them in number order, which
+    /// the hash makes random.
+    Hashed,
 }
 
-fn seq_key(i: u64) -> [u8; 16] {
-    let mut k = [0u8; 16];
-    k[8..].copy_from_slice(&i.to_be_bytes());
-    k
+impl KeyLayout {
+    fn key(self, i: u64) -> [u8; 16] {
+        let mut k = [0u8; 16];
+        match self {
+            KeyLayout::Dbbench => {
+                k[..8].copy_from_slice(&i.to_be_bytes());
+                k[8..].copy_from_slice(b"00000000");
+            }
+            KeyLayout::Hashed => {
+                k[..8].copy_from_slice(&i.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_be_bytes());
+                k[8..].copy_from_slice(&i.to_be_bytes());
+            }
+        }
+        k
+    }
+
+    /// The key that `fillseq` writes `i`-th: ascending.
+    fn seq_key(self, i: u64) -> [u8; 16] {
+        match self {
+            KeyLayout::Dbbench => self.key(i),
+            KeyLayout::Hashed => {
+                let mut k = [0u8; 16];
+                k[8..].copy_from_slice(&i.to_be_bytes());
+                k
+            }
+        }
+    }
+
+    /// The key number that `fillrandom` writes `i`-th, for `i` in `0..n`: each of `0..n`
+    /// once.
+    fn fill_number(self, i: u64, n: u64) -> u64 {
+        match self {
+            KeyLayout::Dbbench => permute(i, n),
+            KeyLayout::Hashed => i,
+        }
+    }
+}
+
+/// A pseudo-random permutation of `0..n` without a table: an invertible mix on the smallest
+/// power of two holding `n` (odd multiplications and right xorshifts), walked until it lands
+/// below `n` (fewer than two steps on average).
+fn permute(i: u64, n: u64) -> u64 {
+    let bits = 64 - n.max(2).saturating_sub(1).leading_zeros();
+    let mask = if bits == 64 {
+        u64::MAX
+    } else {
+        (1 << bits) - 1
+    };
+    let mix = |mut x: u64| {
+        for m in [
+            0x9E37_79B9_7F4A_7C15u64,
+            0xBF58_476D_1CE4_E5B9,
+            0x94D0_49BB_1331_11EB,
+        ] {
+            x = x.wrapping_mul(m) & mask;
+            x ^= x >> (bits / 2 + 1);
+        }
+        x
+    };
+    let mut x = mix(i);
+    while x >= n {
+        x = mix(x);
+    }
+    x
 }
 
 struct Rng(u64);
@@ -258,6 +326,7 @@ fn main() {
     let unsynced = WriteOptions { sync: false };
     let n = a.num;
     let vs = a.value_size;
+    let keys = a.keys;
     let main_dir = root.join("db");
     let mut db: Option<Arc<Db>> = None;
     let open = |db: &mut Option<Arc<Db>>| -> Arc<Db> {
@@ -265,9 +334,14 @@ fn main() {
             .clone()
     };
     println!(
-        "sedimentdb dbbench: {n} keys, 16-byte keys, {vs}-byte values, block cache {} bytes, \
-         {} blocks",
-        a.cache_bytes, a.compression
+        "sedimentdb dbbench: {n} keys, 16-byte keys ({}), {vs}-byte values, block cache {} \
+         bytes, {} blocks",
+        match keys {
+            KeyLayout::Dbbench => "db_bench's layout",
+            KeyLayout::Hashed => "hashed",
+        },
+        a.cache_bytes,
+        a.compression
     );
     // The chart's runs, and a sampler for a fill benchmark of `ops` writes when one is asked for.
     let mut charted: Vec<plot::Run> = Vec::new();
@@ -289,7 +363,7 @@ fn main() {
                 let mut s = sampler(b, &d, n);
                 let r = Run::time(n, n * (16 + vs as u64), s.as_mut().map(|s| (&d, s)), |i| {
                     let mut w = WriteBatch::new();
-                    w.put(seq_key(i), value(vs, i));
+                    w.put(keys.seq_key(i), value(vs, i));
                     d.write(w, &unsynced).unwrap();
                 });
                 charted.extend(s.map(|s| s.finish(&d, n)));
@@ -301,9 +375,13 @@ fn main() {
                 let mut rng = Rng(0x2545_F491_4F6C_DD1D ^ b.len() as u64);
                 let mut s = sampler(b, &d, n);
                 let r = Run::time(n, n * (16 + vs as u64), s.as_mut().map(|s| (&*d, s)), |i| {
-                    let k = if b == "fillrandom" { i } else { rng.below(n) };
+                    let k = if b == "fillrandom" {
+                        keys.fill_number(i, n)
+                    } else {
+                        rng.below(n)
+                    };
                     let mut w = WriteBatch::new();
-                    w.put(key(k), value(vs, i));
+                    w.put(keys.key(k), value(vs, i));
                     d.write(w, &unsynced).unwrap();
                 });
                 charted.extend(s.map(|s| s.finish(&d, n)));
@@ -333,7 +411,7 @@ fn main() {
                 let missing = b == "readmissing";
                 let r = Run::time(n, 0, None, |_| {
                     let k = rng.below(n) + if missing { n } else { 0 };
-                    let got = d.get(key(k)).unwrap();
+                    let got = d.get(keys.key(k)).unwrap();
                     assert_eq!(got.is_some(), !missing);
                 });
                 r.print(b, Some(&d), &main_dir);
@@ -343,7 +421,7 @@ fn main() {
                 let mut rng = Rng(0x1234_5678);
                 let r = Run::time((n / 100).max(1), 0, None, |_| {
                     let mut c = d.cursor::<&[u8], _>(..);
-                    c.seek(key(rng.below(n)));
+                    c.seek(keys.key(rng.below(n)));
                     for _ in 0..100 {
                         if !c.valid() {
                             break;
@@ -383,7 +461,7 @@ fn main() {
                     a.sync_ops * (16 + vs as u64),
                     s.as_mut().map(|s| (&*d, s)),
                     |i| {
-                        d.put(key(n + i), value(vs, i)).unwrap();
+                        d.put(keys.key(n + i), value(vs, i)).unwrap();
                     },
                 );
                 charted.extend(s.map(|s| s.finish(&d, a.sync_ops)));
@@ -402,7 +480,7 @@ fn main() {
                                 let mut h = histogram();
                                 for i in 0..per {
                                     let t = Instant::now();
-                                    d.put(key(2 * n + th * per + i), value(vs, i)).unwrap();
+                                    d.put(keys.key(2 * n + th * per + i), value(vs, i)).unwrap();
                                     h.saturating_record(nanos(t.elapsed()));
                                 }
                                 h
