@@ -189,7 +189,7 @@ pub(crate) fn open(env: Env, dir: &Path, opts: Options) -> Result<Opened> {
     Ok(Opened {
         parts: Parts {
             sv: SuperVersion {
-                mem: Arc::new(Memtable::new(wal_number)),
+                mem: Arc::new(Memtable::sized(wal_number, opts.memtable_size_bytes)),
                 imms: Vec::new(),
                 version: Arc::new(version),
             },

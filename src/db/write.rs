@@ -296,7 +296,8 @@ pub(crate) fn rotate(shared: &Shared, wal: &mut WalState, backpressure: bool) ->
     let number = shared.new_file_number();
     wal.writer = super::open::create_wal(&*shared.env.fs, &shared.dir, number, &shared.opts)?;
     shared.install(|sv| {
-        let old = std::mem::replace(&mut sv.mem, Arc::new(Memtable::new(number)));
+        let mem = Memtable::sized(number, shared.opts.memtable_size_bytes);
+        let old = std::mem::replace(&mut sv.mem, Arc::new(mem));
         sv.imms.insert(0, old);
     });
     if shared.opts.background == Background::Threads {

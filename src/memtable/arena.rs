@@ -11,8 +11,10 @@ use crate::planted::{self, Bug};
 use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 
-/// Bytes of a regular block.
+/// Bytes of a regular block by default (see [`Arena::with_block_bytes`]).
 pub const BLOCK_BYTES: usize = 1 << 20;
+/// The largest regular block.
+pub const MAX_BLOCK_BYTES: usize = 64 << 20;
 /// Entries larger than this get a block of their own, so a block wastes at most this much.
 const LARGE_BYTES: usize = BLOCK_BYTES / 8;
 
@@ -56,12 +58,19 @@ struct Blocks {
 }
 
 /// An append-only store of byte strings.
-#[derive(Default)]
 pub struct Arena {
     // A plain lock, not one of `crate::sync`'s: it is held for a copy only, with no
     // synchronization inside, so it is never a scheduling point of the simulator's threaded
     // runs (and one writer, the group's leader, inserts at a time).
     inner: std::sync::Mutex<Blocks>,
+    /// Bytes of a regular block.
+    block_bytes: usize,
+}
+
+impl Default for Arena {
+    fn default() -> Arena {
+        Arena::with_block_bytes(BLOCK_BYTES)
+    }
 }
 
 /// Bytes stored in an [`Arena`]: a key and a value, one after the other.
@@ -98,6 +107,20 @@ impl Span {
 }
 
 impl Arena {
+    /// An arena whose regular blocks hold `block_bytes` (clamped to [`BLOCK_BYTES`] ..=
+    /// [`MAX_BLOCK_BYTES`]). A block's memory is touched only where bytes are stored, so a
+    /// large block costs resident memory only as it fills; the memtable sizes its blocks to
+    /// itself, so a memtable of 64 MiB stores everything in one block, which the allocator
+    /// maps and unmaps on its own (glibc maps an allocation above 32 MiB directly, whatever
+    /// its adaptive threshold, where blocks of 1 MiB, once that threshold had grown past
+    /// them, came from a heap that kept the memory after the memtable was freed).
+    pub fn with_block_bytes(block_bytes: usize) -> Arena {
+        Arena {
+            inner: std::sync::Mutex::default(),
+            block_bytes: block_bytes.clamp(BLOCK_BYTES, MAX_BLOCK_BYTES),
+        }
+    }
+
     /// Copies a key (given in two parts, written one after the other) and a value into the
     /// arena. Each must be shorter than 4 GiB (the limits on keys and values are far below).
     pub fn store(&self, key: [&[u8]; 2], value: &[u8]) -> Span {
@@ -111,7 +134,7 @@ impl Arena {
                 b.blocks.push(RawBlock::new(n.max(1)));
                 (b.blocks.len() - 1, 0)
             }
-            Some((i, used)) if used + n <= BLOCK_BYTES => {
+            Some((i, used)) if used + n <= self.block_bytes => {
                 b.current = Some((i, used + n));
                 // Planted: the previous entry's end is one byte too early (an off-by-one in the
                 // bump), so this entry's first byte overwrites its last.
@@ -123,7 +146,7 @@ impl Arena {
                 (i, at)
             }
             _ => {
-                b.blocks.push(RawBlock::new(BLOCK_BYTES));
+                b.blocks.push(RawBlock::new(self.block_bytes));
                 let i = b.blocks.len() - 1;
                 b.current = Some((i, n));
                 (i, 0)
@@ -161,7 +184,24 @@ mod tests {
 
     #[test]
     fn spans_read_back_what_was_stored_across_blocks_and_large_entries() {
-        let a = Arena::default();
+        check_spans(Arena::default(), BLOCK_BYTES);
+    }
+
+    #[test]
+    fn a_larger_block_holds_what_many_default_blocks_did() {
+        let a = Arena::with_block_bytes(4 * BLOCK_BYTES);
+        check_spans(a, 4 * BLOCK_BYTES);
+        // Out-of-range sizes are clamped.
+        assert_eq!(Arena::with_block_bytes(0).block_bytes, BLOCK_BYTES);
+        assert_eq!(
+            Arena::with_block_bytes(usize::MAX).block_bytes,
+            MAX_BLOCK_BYTES
+        );
+    }
+
+    /// Stores mixed entries in `a` (regular blocks of `block` bytes), reads them back and
+    /// checks the blocks it took.
+    fn check_spans(a: Arena, block: usize) {
         let mut spans = Vec::new();
         let mut want = Vec::new();
         // Fewer under Miri, which checks every access of the unsafe code above.
@@ -189,7 +229,7 @@ mod tests {
         let stored: usize = want.iter().map(|(k, v)| k.len() + v.len()).sum();
         assert!(a.reserved_bytes() >= stored);
         assert!(
-            a.reserved_bytes() < stored + 2 * BLOCK_BYTES,
+            a.reserved_bytes() < stored + 2 * block,
             "{}",
             a.reserved_bytes()
         );

@@ -129,8 +129,17 @@ struct Ranges {
 }
 
 impl Memtable {
-    /// An empty memtable whose writes are logged in WAL `wal_number`.
+    /// An empty memtable whose writes are logged in WAL `wal_number`, its arena in blocks of
+    /// the default size.
     pub fn new(wal_number: u64) -> Memtable {
+        Memtable::sized(wal_number, arena::BLOCK_BYTES)
+    }
+
+    /// An empty memtable that will be flushed at about `size_bytes`
+    /// (`Options::memtable_size_bytes`): its arena takes blocks of that size (within the
+    /// arena's bounds), so a full memtable's bytes lie in one or a few blocks, whose memory
+    /// goes back to the system when the memtable is dropped (`arena::Arena::with_block_bytes`).
+    pub fn sized(wal_number: u64, size_bytes: usize) -> Memtable {
         Memtable {
             map: SkipSet::new(),
             ranges: Mutex::new(Ranges::default()),
@@ -138,7 +147,7 @@ impl Memtable {
             size_bytes: AtomicUsize::new(0),
             max_seq: AtomicU64::new(0),
             wal_number,
-            arena: Arena::default(),
+            arena: Arena::with_block_bytes(size_bytes),
         }
     }
 

@@ -13,15 +13,57 @@ pub fn key_hash(key: &[u8]) -> u64 {
     xxh3_64(key)
 }
 
+/// Hashes per chunk of [`Hashes`]: 64 KiB.
+const CHUNK_HASHES: usize = 8192;
+
+/// The key hashes a table builder gathers for its filter, in chunks of 64 KiB. One growing
+/// `Vec` reached 8 MiB for a 32 MiB table, through reallocations of 1, 2 and 4 MiB, and such
+/// large short-lived allocations kept process memory high after they were freed (glibc raises
+/// its mmap threshold to the largest one freed, so later ones come from heaps that keep their
+/// free memory); chunks of 64 KiB are reused from one table to the next.
+#[derive(Default)]
+pub struct Hashes {
+    chunks: Vec<Vec<u64>>,
+    len: usize,
+}
+
+impl Hashes {
+    pub fn push(&mut self, h: u64) {
+        match self.chunks.last_mut() {
+            Some(c) if c.len() < CHUNK_HASHES => c.push(h),
+            _ => {
+                let mut c = Vec::with_capacity(CHUNK_HASHES);
+                c.push(h);
+                self.chunks.push(c);
+            }
+        }
+        self.len += 1;
+    }
+
+    /// The filter of these hashes (see [`build`]).
+    pub fn build(&self, bits_per_key: usize) -> Vec<u8> {
+        build_iter(
+            self.len,
+            self.chunks.iter().flatten().copied(),
+            bits_per_key,
+        )
+    }
+}
+
 /// Builds a filter from key hashes.
 pub fn build(hashes: &[u64], bits_per_key: usize) -> Vec<u8> {
+    build_iter(hashes.len(), hashes.iter().copied(), bits_per_key)
+}
+
+/// Builds a filter from `count` key hashes.
+fn build_iter(count: usize, hashes: impl Iterator<Item = u64>, bits_per_key: usize) -> Vec<u8> {
     // k = bits_per_key * ln 2 minimises the false-positive rate.
     let k = ((bits_per_key as f64) * 0.69).round().clamp(1.0, 30.0) as u8;
-    let bits = (hashes.len() * bits_per_key).max(64);
+    let bits = (count * bits_per_key).max(64);
     let bytes = bits.div_ceil(8);
     let nbits = (bytes * 8) as u64;
     let mut out = vec![0u8; bytes + 1];
-    for &h in hashes {
+    for h in hashes {
         let (mut a, b) = (h & 0xffff_ffff, (h >> 32) | 1);
         for _ in 0..k {
             let bit = a % nbits;
@@ -84,6 +126,27 @@ mod tests {
             rate * 100.0
         );
         assert!(rate < 0.02, "false-positive rate {rate}");
+    }
+
+    #[test]
+    fn chunked_hashes_build_the_filter_one_slice_builds() {
+        for n in [
+            0usize,
+            1,
+            CHUNK_HASHES - 1,
+            CHUNK_HASHES,
+            CHUNK_HASHES + 1,
+            3 * CHUNK_HASHES + 7,
+        ] {
+            let all: Vec<u64> = (0..n as u64).map(|i| key_hash(&i.to_be_bytes())).collect();
+            let mut h = Hashes::default();
+            for x in &all {
+                h.push(*x);
+            }
+            assert_eq!(h.len, n);
+            assert_eq!(h.chunks.len(), n.div_ceil(CHUNK_HASHES));
+            assert_eq!(h.build(10), build(&all, 10), "{n} hashes");
+        }
     }
 
     proptest! {

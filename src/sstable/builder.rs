@@ -31,7 +31,7 @@ pub struct TableBuilder {
     /// Encoded bytes not yet appended, and the file offset they start at.
     out: Vec<u8>,
     offset: u64,
-    hashes: Vec<u64>,
+    hashes: bloom::Hashes,
     last_user_key: Vec<u8>,
     meta: TableMeta,
     range_dels: Fragments,
@@ -104,7 +104,7 @@ impl TableBuilder {
             index: BlockBuilder::new(1),
             out: Vec::with_capacity(WRITE_BUFFER_BYTES + block_size_bytes),
             offset: 0,
-            hashes: Vec::new(),
+            hashes: bloom::Hashes::default(),
             last_user_key: Vec::new(),
             meta: TableMeta {
                 number,
@@ -263,7 +263,7 @@ impl TableBuilder {
         let filter_bytes = if self.bloom_bits_per_key == 0 {
             Vec::new()
         } else {
-            bloom::build(&self.hashes, self.bloom_bits_per_key)
+            self.hashes.build(self.bloom_bits_per_key)
         };
         let filter = self.write_block(|out| out.extend_from_slice(&filter_bytes))?;
         if self.meta.smallest_seq == u64::MAX {
