@@ -10,8 +10,9 @@ use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// A block in memory: its checked bytes, without the trailer.
-pub type Block = Arc<Vec<u8>>;
+/// A block in memory: its checked, decoded bytes, without the trailer (one allocation with its
+/// count).
+pub type Block = Arc<[u8]>;
 
 /// Bytes charged per entry on top of the block: the key, the `Arc` and the cache's slot.
 const ENTRY_OVERHEAD_BYTES: u64 = 64;

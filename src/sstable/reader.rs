@@ -302,13 +302,20 @@ impl Table {
 
     /// A data block through the cache: the cached copy, or read, checked and (with `fill`)
     /// added.
-    fn cached_block(&self, c: &BlockCache, h: BlockHandle, fill: bool) -> Result<Block> {
+    /// A miss is read and decoded in the caller's buffers, then copied once into the block.
+    fn cached_block(
+        &self,
+        c: &BlockCache,
+        h: BlockHandle,
+        fill: bool,
+        buf: &mut Vec<u8>,
+        spare: &mut Vec<u8>,
+    ) -> Result<Block> {
         if let Some(b) = c.get(self.meta.number, h.offset) {
             return Ok(b);
         }
-        let mut v = Vec::new();
-        self.read_data_block(h, &mut v, &mut Vec::new())?;
-        let b = Arc::new(v);
+        self.read_data_block(h, buf, spare)?;
+        let b: Block = Arc::from(&buf[..]);
         if fill {
             c.insert(self.meta.number, h.offset, b.clone());
         }
@@ -351,7 +358,7 @@ impl Table {
                 let cached: Block;
                 let buf: &[u8] = match &self.cache {
                     Some(c) => {
-                        cached = self.cached_block(c, handle, true)?;
+                        cached = self.cached_block(c, handle, true, buf, spare)?;
                         &cached
                     }
                     None => {
@@ -403,13 +410,33 @@ impl Table {
 pub struct TableIter {
     table: Arc<Table>,
     block_index: usize,
-    block: Block,
+    block: Held,
     cursor: BlockCursor,
     loaded: bool,
     /// Whether blocks read are added to the table's block cache.
     fill_cache: bool,
-    /// The second buffer of decompression.
+    /// The buffers of a read and its decompression (a block read for the cache is decoded
+    /// here, then copied).
+    scratch: Vec<u8>,
     spare: Vec<u8>,
+}
+
+/// The block a [`TableIter`] is in: shared with the block cache, or its own buffer (reused from
+/// block to block).
+enum Held {
+    Cached(Block),
+    Own(Vec<u8>),
+}
+
+impl std::ops::Deref for Held {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Held::Cached(b) => b,
+            Held::Own(v) => v,
+        }
+    }
 }
 
 impl TableIter {
@@ -423,10 +450,11 @@ impl TableIter {
         TableIter {
             table,
             block_index: 0,
-            block: Arc::new(Vec::new()),
+            block: Held::Own(Vec::new()),
             cursor: BlockCursor::default(),
             loaded: false,
             fill_cache,
+            scratch: Vec::new(),
             spare: Vec::new(),
         }
     }
@@ -438,14 +466,15 @@ impl TableIter {
             return Ok(());
         };
         if let Some(c) = &self.table.cache {
-            self.block = self.table.cached_block(c, h, self.fill_cache)?;
-        } else if let Some(buf) = Arc::get_mut(&mut self.block) {
-            // Not shared: reuse the buffer.
+            let (buf, spare) = (&mut self.scratch, &mut self.spare);
+            let b = self.table.cached_block(c, h, self.fill_cache, buf, spare)?;
+            self.block = Held::Cached(b);
+        } else if let Held::Own(buf) = &mut self.block {
             self.table.read_data_block(h, buf, &mut self.spare)?;
         } else {
-            let mut v = Vec::new();
+            let mut v = std::mem::take(&mut self.scratch);
             self.table.read_data_block(h, &mut v, &mut self.spare)?;
-            self.block = Arc::new(v);
+            self.block = Held::Own(v);
         }
         let path = &self.table.path;
         self.cursor
