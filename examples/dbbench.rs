@@ -293,6 +293,10 @@ fn main() {
     let a = Args::parse();
     let tmp = tempfile::tempdir().unwrap();
     let root = a.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    if let Err(e) = std::fs::create_dir_all(&root) {
+        eprintln!("dbbench: cannot create {}: {e}", root.display());
+        std::process::exit(2);
+    }
     let codec = match a.compression.as_str() {
         "none" => Compression::None,
         "lz4" => Compression::Lz4,
