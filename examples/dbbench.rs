@@ -522,7 +522,7 @@ fn main() {
         }
     }
     if let (true, Some(d)) = (a.stats, &db) {
-        print!("{}", d.stats());
+        println!("{}", d.stats());
     }
     if let Some(path) = &a.svg {
         if charted.is_empty() {

@@ -132,12 +132,15 @@ pub enum Bug {
     /// The merging iterator keeps the source it just moved as current without comparing its
     /// next key with the runner-up's: a scan yields keys out of order or skips versions.
     MergeSkipsRunnerUp,
+    /// The memtable's 8-byte key prefix is read little-endian: where two keys' first 8 bytes
+    /// differ, the memtable orders them by the last differing byte instead of the first.
+    MemtablePrefixLittleEndian,
 }
 
 impl Bug {
     /// Every planted bug.
     #[cfg_attr(not(feature = "planted-bugs"), allow(dead_code))]
-    pub const ALL: [Bug; 48] = [
+    pub const ALL: [Bug; 49] = [
         Bug::AckBeforeWalSync,
         Bug::RetryFailedFsync,
         Bug::SkipWalSyncAtRotation,
@@ -186,6 +189,7 @@ impl Bug {
         Bug::WalCompressionInputKept,
         Bug::WalVouchesForUnsyncedBytes,
         Bug::MergeSkipsRunnerUp,
+        Bug::MemtablePrefixLittleEndian,
     ];
 }
 

@@ -128,6 +128,17 @@ fn proving_kinds(bug: Bug) -> &'static [FailureKind] {
             LostWrite,
             Checkpoint,
         ],
+        // A memtable in the wrong order: a read misses a key it holds, a scan yields keys out
+        // of order, or a flush writes them out of order (a table the engine then reports as
+        // damaged).
+        Bug::MemtablePrefixLittleEndian => &[
+            UnexpectedError,
+            WrongRead,
+            RawView,
+            NotAPrefix,
+            LostWrite,
+            Checkpoint,
+        ],
         // Records past the zeros: recovery ends before them.
         Bug::WalOffsetFromFileLength => &[LostWrite, NotAPrefix, Checkpoint],
         // A value hidden by an older range tombstone of its table; a snapshot reading a value

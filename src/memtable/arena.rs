@@ -73,11 +73,12 @@ impl Default for Arena {
     }
 }
 
-/// Bytes stored in an [`Arena`]: a key and a value, one after the other.
+/// Bytes stored in an [`Arena`]: a header (the key's length, then the value's, each a LEB128
+/// varint), the key, then the value, one after the other. A span is one pointer, so a
+/// skiplist entry (a span and a key prefix) takes 16 bytes; the lengths cost 2 bytes in the
+/// arena for a key and a value shorter than 128 bytes each.
 pub struct Span {
     ptr: NonNull<u8>,
-    key_len: u32,
-    value_len: u32,
 }
 
 // SAFETY: a span's bytes are written once, before the span exists, and never again; the
@@ -86,23 +87,61 @@ unsafe impl Send for Span {}
 // SAFETY: as above: shared access only ever reads immutable bytes.
 unsafe impl Sync for Span {}
 
+/// Writes `v` as a LEB128 varint at `out[at..]`; returns its length.
+fn put_len(out: &mut [u8; 10], at: usize, mut v: u32) -> usize {
+    let mut i = at;
+    while v >= 0x80 {
+        out[i] = (v as u8) | 0x80;
+        v >>= 7;
+        i += 1;
+    }
+    out[i] = v as u8;
+    i + 1 - at
+}
+
 impl Span {
+    /// The header's length, then the key's and the value's.
+    fn lens(&self) -> (usize, usize, usize) {
+        let p = self.ptr.as_ptr();
+        // SAFETY: `p` points to the header `Arena::store` wrote, in initialized bytes of a live
+        // block (the module's contract); each varint ends at its first byte below 0x80, within
+        // the header.
+        let byte = |i: usize| unsafe { *p.add(i) };
+        let (k, v) = (byte(0), byte(1));
+        if k < 0x80 && v < 0x80 {
+            return (2, usize::from(k), usize::from(v));
+        }
+        let mut at = 0;
+        let mut read = || {
+            let (mut n, mut shift) = (0usize, 0);
+            loop {
+                let b = byte(at);
+                at += 1;
+                n |= usize::from(b & 0x7f) << shift;
+                if b < 0x80 {
+                    return n;
+                }
+                shift += 7;
+            }
+        };
+        let k = read();
+        let v = read();
+        (at, k, v)
+    }
+
     /// The key. Valid only while the arena that stored it lives (the module's contract).
     pub fn key(&self) -> &[u8] {
-        // SAFETY: `ptr` points to `key_len + value_len` initialized bytes of a live block
-        // (`Arena::store` and the module's contract).
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.key_len as usize) }
+        let (h, k, _) = self.lens();
+        // SAFETY: the key's `k` initialized bytes follow the header within the stored bytes
+        // of a live block (`Arena::store` and the module's contract).
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(h), k) }
     }
 
     /// The value (see [`Span::key`]).
     pub fn value(&self) -> &[u8] {
-        // SAFETY: as in `key`: the value follows the key within the stored bytes.
-        unsafe {
-            std::slice::from_raw_parts(
-                self.ptr.as_ptr().add(self.key_len as usize),
-                self.value_len as usize,
-            )
-        }
+        let (h, k, v) = self.lens();
+        // SAFETY: as in `key`: the value's `v` bytes follow the key within the stored bytes.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(h + k), v) }
     }
 }
 
@@ -125,9 +164,12 @@ impl Arena {
     /// arena. Each must be shorter than 4 GiB (the limits on keys and values are far below).
     pub fn store(&self, key: [&[u8]; 2], value: &[u8]) -> Span {
         let klen = key[0].len() + key[1].len();
-        let n = klen + value.len();
         let key_len = u32::try_from(klen).expect("key shorter than 4 GiB");
         let value_len = u32::try_from(value.len()).expect("value shorter than 4 GiB");
+        let mut header = [0u8; 10];
+        let mut h = put_len(&mut header, 0, key_len);
+        h += put_len(&mut header, h, value_len);
+        let n = h + klen + value.len();
         let mut b = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let (block, at) = match b.current {
             _ if n > LARGE_BYTES => {
@@ -158,14 +200,14 @@ impl Arena {
         // the planted `ArenaOverlapsLastEntry` its first byte was; the simulator that plants
         // it reads nothing while a write runs.)
         unsafe {
-            let dst = dst.add(at);
+            let start = dst.add(at);
+            std::ptr::copy_nonoverlapping(header.as_ptr(), start, h);
+            let dst = start.add(h);
             std::ptr::copy_nonoverlapping(key[0].as_ptr(), dst, key[0].len());
             std::ptr::copy_nonoverlapping(key[1].as_ptr(), dst.add(key[0].len()), key[1].len());
             std::ptr::copy_nonoverlapping(value.as_ptr(), dst.add(klen), value.len());
             Span {
-                ptr: NonNull::new_unchecked(dst),
-                key_len,
-                value_len,
+                ptr: NonNull::new_unchecked(start),
             }
         }
     }
@@ -208,7 +250,8 @@ mod tests {
         let count = if cfg!(miri) { 1_200 } else { 20_000u32 };
         for i in 0..count {
             // Mostly small entries, some larger than a block's share, some empty.
-            let klen = (i % 37) as usize;
+            // Keys of 128 bytes or more take a 2-byte length in the header.
+            let klen = if i % 501 == 0 { 200 } else { (i % 37) as usize };
             let vlen = match i % 1000 {
                 0 => LARGE_BYTES + 1,
                 1 => 0,
