@@ -300,14 +300,12 @@ impl Table {
         self.version
     }
 
-    /// A data block through the cache: the cached copy, or read, checked and (with `fill`)
-    /// added.
-    /// A miss is read and decoded in the caller's buffers, then copied once into the block.
+    /// A data block through the cache: the cached copy, or read, checked and added. A miss is
+    /// read and decoded in the caller's buffers, then copied once into the block.
     fn cached_block(
         &self,
         c: &BlockCache,
         h: BlockHandle,
-        fill: bool,
         buf: &mut Vec<u8>,
         spare: &mut Vec<u8>,
     ) -> Result<Block> {
@@ -316,9 +314,7 @@ impl Table {
         }
         self.read_data_block(h, buf, spare)?;
         let b: Block = Arc::from(&buf[..]);
-        if fill {
-            c.insert(self.meta.number, h.offset, b.clone());
-        }
+        c.insert(self.meta.number, h.offset, b.clone());
         Ok(b)
     }
 
@@ -358,7 +354,7 @@ impl Table {
                 let cached: Block;
                 let buf: &[u8] = match &self.cache {
                     Some(c) => {
-                        cached = self.cached_block(c, handle, true, buf, spare)?;
+                        cached = self.cached_block(c, handle, buf, spare)?;
                         &cached
                     }
                     None => {
@@ -465,9 +461,16 @@ impl TableIter {
         let Some(h) = self.table.index.handle(i) else {
             return Ok(());
         };
-        if let Some(c) = &self.table.cache {
-            let (buf, spare) = (&mut self.scratch, &mut self.spare);
-            let b = self.table.cached_block(c, h, self.fill_cache, buf, spare)?;
+        // Without filling the cache, a miss is read into the iterator's own buffer (no copy).
+        let cached = match &self.table.cache {
+            Some(c) if self.fill_cache => {
+                let (buf, spare) = (&mut self.scratch, &mut self.spare);
+                Some(self.table.cached_block(c, h, buf, spare)?)
+            }
+            Some(c) => c.get(self.table.meta.number, h.offset),
+            None => None,
+        };
+        if let Some(b) = cached {
             self.block = Held::Cached(b);
         } else if let Held::Own(buf) = &mut self.block {
             self.table.read_data_block(h, buf, &mut self.spare)?;
