@@ -92,6 +92,16 @@ fn trailer_of(ikey: &[u8]) -> u64 {
     u64::from_le_bytes(t)
 }
 
+/// The first 8 bytes of `user_key` as a big-endian integer, zero-padded if shorter. Where two
+/// keys' prefixes differ they order as the keys do (a shorter key's zeros sort at or below any
+/// byte where the other goes on); where they are equal, only the keys themselves can tell.
+pub fn user_key_prefix(user_key: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = user_key.len().min(8);
+    b[..n].copy_from_slice(&user_key[..n]);
+    u64::from_be_bytes(b)
+}
+
 /// Orders encoded internal keys: user key ascending, then trailer descending.
 pub fn compare(a: &[u8], b: &[u8]) -> Ordering {
     let (ua, ub) = (user_key(a), user_key(b));

@@ -135,12 +135,16 @@ pub enum Bug {
     /// The memtable's 8-byte key prefix is read little-endian: where two keys' first 8 bytes
     /// differ, the memtable orders them by the last differing byte instead of the first.
     MemtablePrefixLittleEndian,
+    /// A table index's binary search takes a block whose last key has the target's 8-byte
+    /// prefix to end at or after the target, without comparing the keys: a lookup can read
+    /// the block before the one that holds its key.
+    IndexPrefixTieTakenAsAfter,
 }
 
 impl Bug {
     /// Every planted bug.
     #[cfg_attr(not(feature = "planted-bugs"), allow(dead_code))]
-    pub const ALL: [Bug; 49] = [
+    pub const ALL: [Bug; 50] = [
         Bug::AckBeforeWalSync,
         Bug::RetryFailedFsync,
         Bug::SkipWalSyncAtRotation,
@@ -190,6 +194,7 @@ impl Bug {
         Bug::WalVouchesForUnsyncedBytes,
         Bug::MergeSkipsRunnerUp,
         Bug::MemtablePrefixLittleEndian,
+        Bug::IndexPrefixTieTakenAsAfter,
     ];
 }
 

@@ -131,6 +131,9 @@ fn proving_kinds(bug: Bug) -> &'static [FailureKind] {
         // A memtable in the wrong order: a read misses a key it holds, a scan yields keys out
         // of order, or a flush writes them out of order (a table the engine then reports as
         // damaged).
+        // A lookup or seek that reads the block before its key's: a key found absent, or a
+        // scan that starts early.
+        Bug::IndexPrefixTieTakenAsAfter => &[WrongRead, RawView, NotAPrefix, LostWrite, Checkpoint],
         Bug::MemtablePrefixLittleEndian => &[
             UnexpectedError,
             WrongRead,

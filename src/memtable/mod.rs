@@ -51,17 +51,16 @@ impl MemEntry {
     }
 }
 
-/// The first 8 bytes of `user_key` as a big-endian integer, zero-padded.
+/// The first 8 bytes of `user_key` as a big-endian integer, zero-padded
+/// ([`key::user_key_prefix`]).
 fn key_prefix(user_key: &[u8]) -> u64 {
-    let mut b = [0u8; 8];
-    let n = user_key.len().min(8);
-    b[..n].copy_from_slice(&user_key[..n]);
+    let p = key::user_key_prefix(user_key);
     if planted::active(Bug::MemtablePrefixLittleEndian) {
-        // Planted: the last of the 8 bytes weighs most, so keys that differ earlier and later
-        // order by the later byte.
-        return u64::from_le_bytes(b);
+        // Planted: the bytes read little-endian, so the last of the 8 weighs most and keys
+        // that differ earlier and later order by the later byte.
+        return p.swap_bytes();
     }
-    u64::from_be_bytes(b)
+    p
 }
 
 impl PartialEq for MemEntry {

@@ -7,6 +7,7 @@ use super::block::BlockCursor;
 use super::format::{get_handle, BlockHandle, BLOCK_TRAILER_LEN};
 use crate::error::{Error, Result};
 use crate::key;
+use crate::planted::{self, Bug};
 use std::path::Path;
 
 #[derive(Default)]
@@ -15,6 +16,10 @@ pub(crate) struct BlockIndex {
     keys: Vec<u8>,
     /// Where each block's key ends in `keys` (it starts where the one before ends).
     ends: Vec<u32>,
+    /// Each block's last user key's first 8 bytes ([`key::user_key_prefix`]): a lookup's binary
+    /// search compares these, side by side in memory, and reads a key in `keys` only where
+    /// the prefixes are equal.
+    prefixes: Vec<u64>,
     handles: Vec<BlockHandle>,
 }
 
@@ -58,11 +63,14 @@ impl BlockIndex {
             let key_end = u32::try_from(out.keys.len())
                 .map_err(|_| corrupt("index keys of 4 GiB or more".into()))?;
             out.ends.push(key_end);
+            out.prefixes
+                .push(key::user_key_prefix(key::user_key(c.key())));
             out.handles.push(handle);
             c.advance(buf)
                 .map_err(|r| corrupt(format!("index block: {r}")))?;
         }
         out.keys.shrink_to_fit();
+        out.prefixes.shrink_to_fit();
         Ok(out)
     }
 
@@ -93,15 +101,77 @@ impl BlockIndex {
     /// The first block whose last key is at or after `ikey` (`len` if none): the only block
     /// that may hold `ikey`, or the first entry after it.
     pub fn find(&self, ikey: &[u8]) -> usize {
+        let q = key::user_key_prefix(key::user_key(ikey));
         let (mut lo, mut hi) = (0, self.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if key::compare(self.last_key(mid), ikey).is_lt() {
+            let p = self.prefixes[mid];
+            let before = if p != q {
+                p < q
+            } else if planted::active(Bug::IndexPrefixTieTakenAsAfter) {
+                // Planted: an equal prefix is taken to mean the block's last key is at or
+                // after the target, so a lookup can stop a block early.
+                false
+            } else {
+                key::compare(self.last_key(mid), ikey).is_lt()
+            };
+            if before {
                 lo = mid + 1;
             } else {
                 hi = mid;
             }
         }
         lo
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::Kind;
+    use proptest::prelude::*;
+
+    /// An index over `last_keys` (sorted), as `decode` builds it, without a block to decode.
+    fn index_of(last_keys: &[Vec<u8>]) -> BlockIndex {
+        let mut ix = BlockIndex::default();
+        for (i, k) in last_keys.iter().enumerate() {
+            ix.keys.extend_from_slice(k);
+            ix.ends.push(ix.keys.len() as u32);
+            ix.prefixes.push(key::user_key_prefix(key::user_key(k)));
+            ix.handles.push(BlockHandle {
+                offset: i as u64,
+                len: 1,
+            });
+        }
+        ix
+    }
+
+    proptest! {
+        #[test]
+        fn find_is_the_first_block_whose_last_key_is_not_before_the_target(
+            user_keys in proptest::collection::vec(
+                proptest::collection::vec(prop_oneof![Just(0u8), Just(1u8), Just(b'k')], 0..11),
+                1..60,
+            ),
+            targets in proptest::collection::vec(
+                (proptest::collection::vec(prop_oneof![Just(0u8), Just(1u8), Just(b'k')], 0..11),
+                 0u64..5),
+                1..20,
+            ),
+        ) {
+            let mut last: Vec<Vec<u8>> = user_keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| key::encode(k, (i % 4) as u64 + 1, Kind::Put))
+                .collect();
+            last.sort_by(|a, b| key::compare(a, b));
+            last.dedup();
+            let ix = index_of(&last);
+            for (k, seq) in &targets {
+                let t = key::encode(k, *seq, Kind::Put);
+                let want = last.partition_point(|b| key::compare(b, &t).is_lt());
+                prop_assert_eq!(ix.find(&t), want);
+            }
+        }
     }
 }
