@@ -97,8 +97,8 @@ pub struct Options {
     /// over 1M keys settled in 68 MiB of LZ4 tables (about 120 MB decoded), random reads ran
     /// at 431,000/s with an 8 MiB cache and 442,000/s with a 32 MiB one, against 516,000/s
     /// without (medians of 3), and at 681,000/s (1.32x) with a warm 256 MiB one holding every
-    /// block. Turn it on when reads repeat over a working set that
-    /// fits, or the page cache is small.
+    /// block. Turn it on when reads repeat over a working set that fits, or the page cache is
+    /// small.
     pub block_cache_bytes: usize,
     /// Level targets follow the data (RocksDB's `level_compaction_dynamic_level_bytes`):
     /// the deepest level's target is its own size, each level above it a multiplier smaller,

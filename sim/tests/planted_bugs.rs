@@ -119,8 +119,10 @@ fn proving_kinds(bug: Bug) -> &'static [FailureKind] {
         // A torn tail taken for damage to synced data: recovery refuses the WAL.
         Bug::WalVouchesForUnsyncedBytes => &[UnexpectedError, LostWrite, Checkpoint],
         // Keys out of order or versions skipped in a scan or cursor, or a compaction's merge
-        // writing keys out of order (a table the engine then reports as damaged).
-        Bug::MergeSkipsRunnerUp => &[
+        // writing keys out of order (a table the engine then reports as damaged); a memtable in
+        // the wrong order: a read misses a key it holds, a scan yields keys out of order, or a
+        // flush writes them out of order.
+        Bug::MergeSkipsRunnerUp | Bug::MemtablePrefixLittleEndian => &[
             UnexpectedError,
             WrongRead,
             RawView,
@@ -128,20 +130,9 @@ fn proving_kinds(bug: Bug) -> &'static [FailureKind] {
             LostWrite,
             Checkpoint,
         ],
-        // A memtable in the wrong order: a read misses a key it holds, a scan yields keys out
-        // of order, or a flush writes them out of order (a table the engine then reports as
-        // damaged).
         // A lookup or seek that reads the block before its key's: a key found absent, or a
         // scan that starts early.
         Bug::IndexPrefixTieTakenAsAfter => &[WrongRead, RawView, NotAPrefix, LostWrite, Checkpoint],
-        Bug::MemtablePrefixLittleEndian => &[
-            UnexpectedError,
-            WrongRead,
-            RawView,
-            NotAPrefix,
-            LostWrite,
-            Checkpoint,
-        ],
         // Records past the zeros: recovery ends before them.
         Bug::WalOffsetFromFileLength => &[LostWrite, NotAPrefix, Checkpoint],
         // A value hidden by an older range tombstone of its table; a snapshot reading a value

@@ -173,7 +173,7 @@ impl Arena {
         let mut b = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let (block, at) = match b.current {
             _ if n > LARGE_BYTES => {
-                b.blocks.push(RawBlock::new(n.max(1)));
+                b.blocks.push(RawBlock::new(n));
                 (b.blocks.len() - 1, 0)
             }
             Some((i, used)) if used + n <= self.block_bytes => {

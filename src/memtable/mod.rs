@@ -16,17 +16,17 @@ use std::sync::Arc;
 /// Bytes charged per entry on top of its key and value: the skiplist node and its tower (about
 /// 40 bytes, in a 48-byte allocator chunk: the entry, 16 bytes of span and key prefix, a
 /// reference count and two tower links on average), the entry's length header in the arena
-/// (2 to 10 bytes) and the arena's unused block tails. An estimate on the safe side; it only decides when to flush.
+/// (2 to 10 bytes) and the arena's unused block tails. An estimate on the safe side; it only
+/// decides when to flush.
 const ENTRY_OVERHEAD_BYTES: usize = 64;
 
 /// One version in the memtable: its encoded internal key and value, stored in the memtable's
 /// arena, and the user key's first 8 bytes. Ordered by the internal key.
 pub struct MemEntry {
     span: Span,
-    /// The user key's first 8 bytes as a big-endian integer, zero-padded if shorter. Where two
-    /// entries' prefixes differ they order as their keys do (a shorter key's zeros sort at or
-    /// below any byte where the other goes on), so an insertion's search decides most steps
-    /// in the skiplist's node, without reading the arena.
+    /// [`key::user_key_prefix`] of the entry's user key: where two entries' prefixes differ
+    /// they decide the order, so an insertion's search decides most steps in the skiplist's
+    /// node, without reading the arena.
     prefix: u64,
 }
 

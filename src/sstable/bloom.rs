@@ -20,7 +20,7 @@ const CHUNK_HASHES: usize = 8192;
 /// `Vec` reached 8 MiB for a 32 MiB table, through reallocations of 1, 2 and 4 MiB, and such
 /// large short-lived allocations kept process memory high after they were freed (glibc raises
 /// its mmap threshold to the largest one freed, so later ones come from heaps that keep their
-/// free memory); chunks of 64 KiB are reused from one table to the next.
+/// free memory); chunks of 64 KiB are too small to raise it.
 #[derive(Default)]
 pub struct Hashes {
     chunks: Vec<Vec<u64>>,

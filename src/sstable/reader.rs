@@ -471,7 +471,13 @@ impl TableIter {
             None => None,
         };
         if let Some(b) = cached {
-            self.block = Held::Cached(b);
+            // An own buffer given up for a cached block goes back to the scratch, for the next
+            // miss read outside the cache.
+            if let Held::Own(v) = std::mem::replace(&mut self.block, Held::Cached(b)) {
+                if self.scratch.capacity() < v.capacity() {
+                    self.scratch = v;
+                }
+            }
         } else if let Held::Own(buf) = &mut self.block {
             self.table.read_data_block(h, buf, &mut self.spare)?;
         } else {
